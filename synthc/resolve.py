@@ -1,0 +1,359 @@
+"""Resolve references between columns: the dependency graph and its evaluation order.
+
+Templates are parsed with the runtime's sandboxed Jinja environment; expressions are
+scanned with :mod:`synthc.sqlrefs`; ``given`` names a parent column. Unknown names get a
+"did you mean", cycles are reported once per column on the cycle, and steps are checked
+against the columns that exist at their point in the pipeline.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from synthc.diagnostics import Diagnostic, Span, SpecPath
+from synthc.loader import SourceMap
+from synthc.sqlrefs import nondeterministic_calls, references
+
+
+@dataclass(frozen=True)
+class Graph:
+    """``inputs[c]`` are the columns ``c`` reads, in declaration order; ``order`` lists
+    every column after its inputs (ties broken by declaration order)."""
+
+    inputs: Mapping[str, tuple[str, ...]]
+    order: tuple[str, ...]
+
+
+def resolve(
+    data: Mapping[str, Any], smap: SourceMap, skip: frozenset[str] = frozenset()
+) -> tuple[Graph, list[Diagnostic]]:
+    """Build the column graph of a schema-valid spec. Columns in ``skip`` (which already
+    have schema errors) still count as existing but their own references are not read."""
+    columns: Mapping[str, Any] = data.get("columns") or {}
+    names = tuple(columns)
+    var_names = frozenset((data.get("vars") or {}).keys())
+    diags: list[Diagnostic] = []
+    inputs: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        if name in skip:
+            inputs[name] = ()
+            continue
+        refs = _column_refs(name, columns[name], names, var_names, smap, diags)
+        inputs[name] = tuple(n for n in names if n in refs)
+    order, cycle_diags = _order(names, inputs, smap)
+    diags.extend(cycle_diags)
+    diags.extend(_check_steps(data.get("steps") or [], names, smap))
+    return Graph(inputs, order), diags
+
+
+# --------------------------------------------------------------------------- column references
+
+
+def _column_refs(
+    name: str,
+    column: Mapping[str, Any],
+    names: tuple[str, ...],
+    var_names: frozenset[str],
+    smap: SourceMap,
+    diags: list[Diagnostic],
+) -> set[str]:
+    kind = column.get("type")
+    path: SpecPath = ("columns", name)
+    if kind == "template":
+        return _template_refs(name, column["template"], (*path, "template"), names, var_names, smap, diags)
+    if kind == "expression":
+        return _expression_refs(name, column["expr"], (*path, "expr"), names, smap, diags)
+    given = column.get("given")
+    if isinstance(given, str):
+        if given in names and given != name:
+            return {given}
+        what = "cannot be conditional on itself" if given == name else f"`given` names unknown column `{given}`"
+        diags.append(
+            Diagnostic(
+                "unknown-reference" if given != name else "cycle",
+                f"column `{name}`: {what}",
+                smap.span((*path, "given")),
+                (*path, "given"),
+                hint=_did_you_mean(given, (n for n in names if n != name)),
+            )
+        )
+    return set()
+
+
+def _template_refs(
+    name: str,
+    text: str,
+    path: SpecPath,
+    names: tuple[str, ...],
+    var_names: frozenset[str],
+    smap: SourceMap,
+    diags: list[Diagnostic],
+) -> set[str]:
+    import jinja2
+    from jinja2 import meta
+    from runtime.templates import environment
+
+    env = environment()
+    try:
+        ast = env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        line = exc.lineno or 1
+        offset = _offset_of_line(text, line)
+        diags.append(
+            Diagnostic(
+                "template-syntax",
+                f"column `{name}`: template syntax error: {exc.message}",
+                span_in_scalar(smap, path, text, offset, 1),
+                path,
+                hint="templates use Jinja syntax: {{ column }}, {% if ... %}...{% endif %}",
+            )
+        )
+        return set()
+    found = meta.find_undeclared_variables(ast)
+    refs = set()
+    for ref in sorted(found):
+        if ref in names:
+            if ref == name:
+                diags.append(_self_reference(name, text, ref, path, smap))
+            else:
+                refs.add(ref)
+        elif ref not in var_names and ref not in env.globals:
+            diags.append(
+                Diagnostic(
+                    "unknown-reference",
+                    f"column `{name}`: template uses `{ref}`, which is neither a column nor a var",
+                    span_in_scalar(smap, path, text, _find_word(text, ref), len(ref)),
+                    path,
+                    hint=_did_you_mean(ref, [*names, *var_names]),
+                )
+            )
+    return refs
+
+
+def _expression_refs(
+    name: str, text: str, path: SpecPath, names: tuple[str, ...], smap: SourceMap, diags: list[Diagnostic]
+) -> set[str]:
+    refs = set()
+    diags.extend(_clock_diags(f"column `{name}`", text, path, smap))
+    for ref in references(text):
+        if ref.name == name:
+            diags.append(_self_reference(name, text, ref.name, path, smap))
+        elif ref.name in names:
+            refs.add(ref.name)
+        else:
+            diags.append(
+                Diagnostic(
+                    "unknown-reference",
+                    f"column `{name}`: expression uses unknown column `{ref.name}`",
+                    span_in_scalar(smap, path, text, ref.offset, len(ref.name)),
+                    path,
+                    hint=_did_you_mean(ref.name, names),
+                )
+            )
+    return refs
+
+
+def _clock_diags(where: str, text: str, path: SpecPath, smap: SourceMap) -> list[Diagnostic]:
+    return [
+        Diagnostic(
+            "expression-error",
+            f"{where}: `{call.name}` is not deterministic (wall clock or unseeded randomness)",
+            span_in_scalar(smap, path, text, call.offset, len(call.name)),
+            path,
+            hint="a spec must regenerate the same data anywhere: use `as_of` and sampled columns instead",
+        )
+        for call in nondeterministic_calls(text)
+    ]
+
+
+def _self_reference(name: str, text: str, ref: str, path: SpecPath, smap: SourceMap) -> Diagnostic:
+    return Diagnostic(
+        "cycle",
+        f"column `{name}` refers to itself",
+        span_in_scalar(smap, path, text, _find_word(text, ref), len(ref)),
+        path,
+        hint="a column can only use other columns",
+    )
+
+
+# --------------------------------------------------------------------------- order and cycles
+
+
+def _order(
+    names: tuple[str, ...], inputs: Mapping[str, tuple[str, ...]], smap: SourceMap
+) -> tuple[tuple[str, ...], list[Diagnostic]]:
+    """Kahn's algorithm, always taking the earliest-declared ready column."""
+    position = {n: i for i, n in enumerate(names)}
+    waiting = {n: set(inputs[n]) for n in names}
+    users: dict[str, list[str]] = {n: [] for n in names}
+    for n in names:
+        for dep in inputs[n]:
+            users[dep].append(n)
+    ready = sorted((n for n in names if not waiting[n]), key=position.__getitem__)
+    order: list[str] = []
+    while ready:
+        current = ready.pop(0)
+        order.append(current)
+        for user in users[current]:
+            waiting[user].discard(current)
+            if not waiting[user]:
+                ready.append(user)
+                ready.sort(key=position.__getitem__)
+    if len(order) == len(names):
+        return tuple(order), []
+    stuck = [n for n in names if n not in set(order)]
+    return tuple(order) + tuple(stuck), _cycle_diags(stuck, inputs, smap)
+
+
+def _cycle_diags(stuck: list[str], inputs: Mapping[str, tuple[str, ...]], smap: SourceMap) -> list[Diagnostic]:
+    diags = []
+    reported: set[str] = set()
+    for start in stuck:
+        cycle = _find_cycle(start, inputs, set(stuck))
+        if not cycle or cycle[0] in reported:
+            continue
+        reported.update(cycle)
+        loop = " → ".join(f"`{c}`" for c in [*cycle, cycle[0]])
+        for member in cycle:
+            diags.append(
+                Diagnostic(
+                    "cycle",
+                    f"column `{member}` is part of a dependency cycle: {loop}",
+                    smap.span(("columns", member), key=True),
+                    ("columns", member),
+                    hint="break the cycle: one of these columns must not use the others",
+                )
+            )
+    return diags
+
+
+def _find_cycle(start: str, inputs: Mapping[str, tuple[str, ...]], stuck: set[str]) -> list[str]:
+    """A cycle through the stuck columns reached from ``start`` (as a list of members)."""
+    path: list[str] = []
+    seen: dict[str, int] = {}
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        nxt = next((d for d in inputs[node] if d in stuck), None)
+        if nxt is None:
+            return []
+        node = nxt
+    cycle = path[seen[node] :]
+    pivot = cycle.index(min(cycle, key=lambda c: path.index(c)))
+    return cycle[pivot:] + cycle[:pivot]
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _check_steps(steps: list[Any], names: tuple[str, ...], smap: SourceMap) -> list[Diagnostic]:
+    """Every column a step names must exist at that point of the pipeline."""
+    current = list(names)
+    diags: list[Diagnostic] = []
+    for i, step in enumerate(steps):
+        if not isinstance(step, Mapping) or len(step) != 1:
+            continue
+        ((kind, arg),) = step.items()
+        path: SpecPath = ("steps", i, kind)
+        where = f"step {i + 1} (`{kind}`)"
+        if kind == "filter" and isinstance(arg, str):
+            diags.extend(_clock_diags(where, arg, path, smap))
+            for ref in references(arg):
+                if ref.name not in current:
+                    diags.append(_unknown_step_ref(where, ref.name, current, span_in_scalar(smap, path, arg, ref.offset, len(ref.name)), path))
+        for name, item_path in _step_columns(kind, arg, path):
+            if name not in current:
+                diags.append(_unknown_step_ref(where, name, current, smap.span(item_path, key=kind == "rename"), item_path))
+        current = _apply_step_names(kind, arg, current)
+    return diags
+
+
+def _step_columns(kind: str, arg: Any, path: SpecPath) -> Iterable[tuple[str, SpecPath]]:
+    if kind in ("dedupe", "drop", "select"):
+        items = [arg] if isinstance(arg, str) else arg
+        return [(c, (*path, j)) for j, c in enumerate(items) if isinstance(c, str)]
+    if kind == "rename" and isinstance(arg, Mapping):
+        return [(old, (*path, old)) for old in arg]
+    if kind == "sort":
+        if isinstance(arg, Mapping):
+            by = arg.get("by")
+            sub: SpecPath = (*path, "by")
+        else:
+            by, sub = arg, path
+        if isinstance(by, str):
+            return [(by, sub)]
+        if isinstance(by, list):
+            return [(c, (*sub, j)) for j, c in enumerate(by) if isinstance(c, str)]
+    return []
+
+
+def _apply_step_names(kind: str, arg: Any, current: list[str]) -> list[str]:
+    if kind == "drop":
+        gone = {arg} if isinstance(arg, str) else set(arg)
+        return [c for c in current if c not in gone]
+    if kind == "select":
+        wanted = [arg] if isinstance(arg, str) else list(arg)
+        return [c for c in wanted if c in current]
+    if kind == "rename" and isinstance(arg, Mapping):
+        return [str(arg.get(c, c)) for c in current]
+    return current
+
+
+def _unknown_step_ref(where: str, name: str, current: list[str], span: Span | None, path: SpecPath) -> Diagnostic:
+    return Diagnostic(
+        "unknown-reference",
+        f"{where}: no column `{name}` at this point of the pipeline",
+        span,
+        path,
+        hint=_did_you_mean(name, current) or f"columns here: {', '.join(current) or '(none)'}",
+    )
+
+
+# --------------------------------------------------------------------------- positions and hints
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _find_word(text: str, word: str) -> int:
+    import re
+
+    match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(word)}(?![A-Za-z0-9_])", text)
+    return match.start() if match else 0
+
+
+def _offset_of_line(text: str, line: int) -> int:
+    offset = 0
+    for _ in range(line - 1):
+        nl = text.find("\n", offset)
+        if nl < 0:
+            break
+        offset = nl + 1
+    return offset
+
+
+def span_in_scalar(smap: SourceMap, path: SpecPath, text: str, offset: int, length: int) -> Span | None:
+    """The file position of ``text[offset:offset+length]`` inside the scalar at ``path``.
+
+    Exact for block literals (``|``) and single-line scalars; for folded or multi-line
+    flow scalars the line is approximate (YAML has folded the text)."""
+    whole = smap.span(path)
+    origin = smap.content_origin(path)
+    if whole is None or origin is None:
+        return whole
+    line_in_text = text.count("\n", 0, offset)
+    col_in_line = offset - (text.rfind("\n", 0, offset) + 1)
+    if smap.style(path) in ("|", ">"):
+        line = origin[0] + line_in_text
+        col = origin[1] + col_in_line
+    elif line_in_text == 0:
+        line, col = origin[0], origin[1] + col_in_line
+    else:
+        line, col = origin[0] + line_in_text, 1
+    return Span(whole.file, line, col, line, col + max(1, length))

@@ -1,0 +1,180 @@
+"""Check Polars SQL expressions (columns and filter steps) against the plan's types.
+
+Polars is imported only here, and only when a spec has expressions; a type error or a
+syntax error becomes a diagnostic at the expression, with Polars' own first line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import xxhash
+
+from runtime import plan as ir
+from synthc.diagnostics import Diagnostic, SpecPath
+from synthc.loader import SourceMap
+
+_CACHE_FORMAT = 1
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def check_expressions(plan: ir.Plan, smap: SourceMap, cache_dir: Path | None = None) -> list[Diagnostic]:
+    """Diagnostics for every expression column and filter step Polars rejects.
+
+    Importing Polars costs more than the rest of ``synthc check``, so the verdict is
+    cached in ``cache_dir`` (default ``.synthc/checks``), keyed by the Polars version and
+    everything the verdict depends on; a missing, unreadable or corrupt entry is a miss."""
+    has_filter = any(isinstance(s, ir.Filter) for s in plan.steps)
+    if not has_filter and not any(isinstance(c, ir.ExpressionColumn) for c in plan.columns):
+        return []
+    cache = _VerdictCache(cache_dir or Path(os.environ.get("SYNTHC_CACHE_DIR", ".synthc")) / "checks", plan)
+    cached = cache.get()
+    if cached is not None:
+        return [Diagnostic(code, message, smap.span(path), path, hint) for code, message, path, hint in cached]
+    diags = _check(plan, smap)
+    cache.put([(d.code, d.message, d.path, d.hint) for d in diags])
+    return diags
+
+
+_Verdict = list[tuple[str, str, SpecPath, str | None]]
+
+
+class _VerdictCache:
+    def __init__(self, directory: Path, plan: ir.Plan) -> None:
+        relevant = {"columns": ir.to_data(plan.columns), "order": plan.column_order, "steps": ir.to_data(plan.steps)}
+        key = f"polars={_polars_identity()};format={_CACHE_FORMAT};" + ir.canonical_json(relevant)
+        self.path = directory / f"{xxhash.xxh3_128_hexdigest(key.encode())}.json"
+
+    def get(self) -> _Verdict | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return [(str(c), str(m), tuple(p), None if h is None else str(h)) for c, m, p, h in data]
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def put(self, verdict: _Verdict) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps([[c, m, list(p), h] for c, m, p, h in verdict]), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a read-only place just means no cache
+
+
+def _polars_identity() -> str:
+    """Which Polars is installed, without importing it (importlib.metadata costs ~20 ms):
+    its package file's path, size and mtime change with every install."""
+    from importlib.util import find_spec
+
+    spec = find_spec("polars")
+    origin = spec.origin if spec else None
+    if not origin:
+        return "missing"
+    stat = os.stat(origin)
+    return f"{origin}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _check(plan: ir.Plan, smap: SourceMap) -> list[Diagnostic]:
+    import polars as pl
+
+    diags: list[Diagnostic] = []
+    schema: dict[str, Any] = {}
+    for col in plan.columns:
+        path: SpecPath = ("columns", col.name, "expr")
+        if isinstance(col, ir.ExpressionColumn):
+            dtype = _try(pl, schema, col.expr, f"column `{col.name}`", path, smap, diags)
+            schema[col.name] = dtype if dtype is not None else pl.Null
+        else:
+            schema[col.name] = dtype_of(col)
+    current = {name: schema[name] for name in plan.column_order if name in schema}
+    for i, step in enumerate(plan.steps):
+        if isinstance(step, ir.Filter):
+            path = ("steps", i, "filter")
+            dtype = _try(pl, current, step.expr, f"step {i + 1} (`filter`)", path, smap, diags)
+            if dtype is not None and dtype not in (pl.Boolean, pl.Null):
+                diags.append(
+                    Diagnostic(
+                        "expression-error",
+                        f"step {i + 1} (`filter`): the expression gives {dtype}, not true/false",
+                        smap.span(path),
+                        path,
+                        hint="a filter keeps the rows where the expression is true, e.g. price > 10",
+                    )
+                )
+        current = _after_step(step, current)
+    return diags
+
+
+def _try(
+    pl: Any,
+    schema: Mapping[str, Any],
+    expr: str,
+    where: str,
+    path: SpecPath,
+    smap: SourceMap,
+    diags: list[Diagnostic],
+) -> Any:
+    try:
+        parsed = pl.sql_expr(expr)
+        return pl.LazyFrame(schema=dict(schema)).select(parsed.alias("__out")).collect_schema()["__out"]
+    except (Exception, pl.exceptions.PanicException) as exc:  # Polars raises many kinds
+        syntax = isinstance(exc, pl.exceptions.SQLSyntaxError) or "parse" in str(exc).lower()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        diags.append(
+            Diagnostic(
+                "expression-syntax" if syntax else "expression-error",
+                f"{where}: {message}",
+                smap.span(path),
+                path,
+                hint="expressions are Polars SQL, e.g. price * qty or CASE WHEN x > 1 THEN 'a' ELSE 'b' END",
+            )
+        )
+        return None
+
+
+def _after_step(step: ir.Step, current: dict[str, Any]) -> dict[str, Any]:
+    match step:
+        case ir.Drop(columns=cols):
+            return {k: v for k, v in current.items() if k not in cols}
+        case ir.Select(columns=cols):
+            return {k: current[k] for k in cols if k in current}
+        case ir.Rename(mapping=mapping):
+            renames = dict(mapping)
+            return {renames.get(k, k): v for k, v in current.items()}
+    return current
+
+
+def dtype_of(col: ir.Column) -> pl.DataType:
+    """The Polars dtype a sampled column has at run time (expressions aside)."""
+    import polars as pl
+
+    match col:
+        case ir.UUIDColumn() | ir.PersonColumn() | ir.TemplateColumn():
+            return pl.String()
+        case ir.SequenceColumn(format=fmt):
+            return pl.Int64() if fmt is None else pl.String()
+        case ir.NumberColumn(dtype=dtype):
+            return pl.Int64() if dtype == "int" else pl.Float64()
+        case ir.BoolColumn():
+            return pl.Boolean()
+        case ir.CategoryColumn(choices=choices):
+            values = [v for c in choices for v in c.values]
+            if values and all(isinstance(v, bool) for v in values):
+                return pl.Boolean()
+            if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                return pl.Int64()
+            if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                return pl.Float64()
+            return pl.String()
+        case ir.TimeColumn(dtype=dtype):
+            return pl.Datetime("us", "UTC") if dtype == "datetime" else pl.Date()
+        case ir.ExpressionColumn():
+            return pl.Null()
+    raise AssertionError(f"unhandled column {col!r}")

@@ -1,0 +1,80 @@
+"""Column references in a Polars SQL expression, found without importing Polars.
+
+``synthc check`` must stay light, so the dependency graph is built from a small
+tokenizer: identifiers that are not SQL keywords, type names or function names are
+column references. Polars itself checks syntax and types afterwards (see
+:mod:`synthc.sqlcheck`), only for specs whose references all resolve.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(
+    r"""
+      (?P<string>'(?:[^']|'')*'?)
+    | "(?P<quoted>(?:[^"]|"")*)"?
+    | (?P<cast>::\s*[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)(?P<call>\s*\()?
+    | (?P<other>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\s+|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+# Words that are never column names in an expression (compared case-insensitively).
+KEYWORDS = frozenset(
+    """
+    and or not is null true false case when then else end in like ilike rlike regexp similar
+    between as cast try_cast interval distinct asc desc nulls first last from for both leading
+    trailing escape any all some exists over partition by order collate div mod xor
+    int integer bigint smallint tinyint int2 int4 int8 int16 int32 int64 uint8 uint16 uint32
+    uint64 float float4 float8 float32 float64 double real precision decimal numeric varchar char
+    text string bytea binary blob date time timestamp timestamptz datetime boolean bool json
+    year month week day hour minute second millisecond microsecond nanosecond quarter dow doy
+    isoyear epoch millennium century decade unsigned signed zone at with without
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+    offset: int  # character offset in the expression text
+
+
+def references(expr: str) -> list[Ref]:
+    """Identifiers in ``expr`` that name columns (or unknown names), in order of appearance."""
+    refs: list[Ref] = []
+    for match in _TOKEN.finditer(expr):
+        if match.group("quoted") is not None:
+            refs.append(Ref(match.group("quoted").replace('""', '"'), match.start() + 1))
+        elif match.group("ident") is not None:
+            word = match.group("ident")
+            if match.group("call") or word.lower() in KEYWORDS or word.lower() in _BARE_CLOCK:
+                continue
+            refs.append(Ref(word, match.start()))
+    return refs
+
+
+# Functions whose result depends on the wall clock or unseeded randomness: a spec must
+# regenerate the same data anywhere, so expressions may not call them.
+NONDETERMINISTIC = frozenset(
+    "now current_date current_time current_timestamp localtime localtimestamp today "
+    "random rand randn uuid gen_random_uuid uuid4 shuffle sample".split()
+)
+# SQL spells some of them without parentheses.
+_BARE_CLOCK = frozenset("current_date current_time current_timestamp localtime localtimestamp".split())
+
+
+def nondeterministic_calls(expr: str) -> list[Ref]:
+    """Calls (or bare keywords like CURRENT_DATE) that would make output irreproducible."""
+    found: list[Ref] = []
+    for match in _TOKEN.finditer(expr):
+        word = match.group("ident")
+        if word is None:
+            continue
+        lowered = word.lower()
+        if lowered in _BARE_CLOCK or (match.group("call") and lowered in NONDETERMINISTIC):
+            found.append(Ref(word, match.start()))
+    return found

@@ -1,0 +1,9 @@
+"""Shared test set-up: synthc's working caches go to a temporary folder, never the repo."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Set at import so subprocesses started by tests inherit it too.
+os.environ.setdefault("SYNTHC_CACHE_DIR", tempfile.mkdtemp(prefix="synthc-test-cache-"))

@@ -1,0 +1,58 @@
+"""Expression checks: Polars' verdict, cached so a repeated `synthc check` skips Polars."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from synthc.compiler import check_source
+
+SPEC = """synthc: 1
+columns:
+  price: {type: float, min: 1, max: 2}
+  qty: {type: int, min: 1, max: 3}
+  total: {type: expression, expr: "price * qty"}
+steps:
+  - filter: "total > 1.5"
+"""
+
+PROBE = """
+import sys
+from synthc.compiler import check_path
+diags = check_path(sys.argv[1])
+print(len(diags), 'polars' in sys.modules)
+"""
+
+
+def test_second_check_does_not_import_polars(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    env = {"SYNTHC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    first = subprocess.run([sys.executable, "-c", PROBE, str(spec)], capture_output=True, text=True, env=env, check=True)
+    second = subprocess.run([sys.executable, "-c", PROBE, str(spec)], capture_output=True, text=True, env=env, check=True)
+    assert first.stdout.split() == ["0", "True"]
+    assert second.stdout.split() == ["0", "False"]
+
+
+def test_cached_errors_keep_their_positions(tmp_path: Path, monkeypatch: object) -> None:
+    text = SPEC.replace("price * qty", "price *+/ qty")
+    first = check_source(text, "s.yaml")
+    second = check_source(text, "s.yaml")
+    assert [d.code for d in first] == ["expression-syntax"]
+    assert first == second
+
+
+def test_corrupt_cache_entry_is_a_miss(tmp_path: Path) -> None:
+    from synthc.compiler import compile_source
+    from synthc.loader import load
+    from synthc.sqlcheck import check_expressions
+
+    plan = compile_source(SPEC, "s.yaml")
+    _, smap = load(SPEC, "s.yaml")
+    cache = tmp_path / "checks"
+    assert check_expressions(plan, smap, cache) == []
+    (entry,) = cache.iterdir()
+    entry.write_text("{not json")
+    assert check_expressions(plan, smap, cache) == []
+    assert entry.read_text().startswith("[")
