@@ -116,6 +116,7 @@ def _as_of(state: _Lowering) -> int | None:
 def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column | None:
     kind = spec["type"]
     nulls = float(spec.get("nulls", 0.0))
+    _finite(state, name, spec, ("nulls", "p") if kind == "bool" else ("nulls",))
     path: SpecPath = ("columns", name)
     match kind:
         case "uuid":
@@ -160,8 +161,16 @@ def _valid_int_format(fmt: str) -> bool:
     return True
 
 
+def _finite(state: _Lowering, name: str, spec: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        value = spec.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            state.error("bad-value", f"column `{name}`: `{key}` must be a finite number, got {value}", ("columns", name, key))
+
+
 def _number(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nulls: float) -> ir.NumberColumn:
     path: SpecPath = ("columns", name)
+    _finite(state, name, spec, ("min", "max", *sorted(ALL_PARAMS)))
     dist = str(spec.get("dist", "uniform"))
     wanted = DIST_PARAMS[dist]
     lo, hi = spec.get("min"), spec.get("max")
@@ -183,15 +192,15 @@ def _number(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nul
                 key="dist" not in spec,
                 hint=f"{dist} takes {', '.join(wanted)}",
             )
-        elif key in _PARAM_RULES and not _PARAM_RULES[key][0](float(spec[key])):
+        elif key in _PARAM_RULES and math.isfinite(spec[key]) and not _PARAM_RULES[key][0](float(spec[key])):
             state.error(
                 "bad-distribution",
                 f"column `{name}`: `{key}` {_PARAM_RULES[key][1]}, got {spec[key]}",
                 (*path, key),
             )
-    if dist == "zipf" and "a" in spec and not float(spec["a"]) > 1:
+    if dist == "zipf" and "a" in spec and math.isfinite(spec["a"]) and not float(spec["a"]) > 1:
         state.error("bad-distribution", f"column `{name}`: zipf `a` must be greater than 1, got {spec['a']}", (*path, "a"))
-    if dist == "beta" and "a" in spec and not float(spec["a"]) > 0:
+    if dist == "beta" and "a" in spec and math.isfinite(spec["a"]) and not float(spec["a"]) > 0:
         state.error("bad-distribution", f"column `{name}`: `a` must be greater than 0, got {spec['a']}", (*path, "a"))
     if dist == "uniform":
         for key, value in (("min", lo), ("max", hi)):
@@ -204,7 +213,7 @@ def _number(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nul
                     hint="e.g. {type: " + kind + ", min: 1, max: 100}",
                 )
                 break
-            if kind == "int" and not float(value).is_integer():
+            if kind == "int" and math.isfinite(value) and not float(value).is_integer():
                 state.error("bad-distribution", f"column `{name}`: `{key}` of an int column must be a whole number", (*path, key))
     if lo is not None and hi is not None and float(lo) > float(hi):
         state.error("min-greater-than-max", f"column `{name}`: min ({lo}) is greater than max ({hi})", (*path, "min"))
@@ -260,6 +269,7 @@ def _category(state: _Lowering, name: str, spec: Mapping[str, Any], nulls: float
                 "given-mismatch",
                 f"column `{name}`: no choices for {', '.join(f'`{m}`' for m in missing)} of `{given}`",
                 path,
+                key=True,
                 hint="give every value of the parent column its own list or weights",
             )
     _check_one_type(state, name, tuple(v for c in choices for v in c.values), path)
@@ -268,8 +278,8 @@ def _category(state: _Lowering, name: str, spec: Mapping[str, Any], nulls: float
 
 def _parent_values(state: _Lowering, name: str, given: str) -> tuple[ir.Scalar, ...] | None:
     parent = (state.data.get("columns") or {}).get(given)
-    if not isinstance(parent, Mapping):
-        return None  # unknown parent: reported by the resolver
+    if not isinstance(parent, Mapping) or given == name:
+        return None  # unknown parent or itself: reported by the resolver
     if parent.get("type") == "bool":
         return (True, False)
     if parent.get("type") == "category":

@@ -130,7 +130,7 @@ def test_distribution_parameters_are_checked() -> None:
 
 def test_weights_negative_and_all_zero() -> None:
     text = spec("columns:\n  a: {type: category, values: {x: -1, y: 2}}\n  b: {type: category, values: {x: 0, y: 0}}\n")
-    assert [c for c, _, _ in codes(text)] == ["bad-weights", "bad-weights"]
+    assert [c for c, _, _ in codes(text)] == ["out-of-range", "bad-weights"]
 
 
 def test_weights_are_normalized() -> None:

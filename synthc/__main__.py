@@ -1,0 +1,5 @@
+"""``python -m synthc`` runs the CLI."""
+
+from synthc.cli import main
+
+raise SystemExit(main())

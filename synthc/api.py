@@ -1,0 +1,278 @@
+"""synthc's Python API; the CLI is a thin layer over these functions.
+
+A *spec* argument is one of:
+
+- a :class:`pathlib.Path` (or any ``os.PathLike``): the path of a spec file;
+- a ``str`` that contains a newline or starts with ``synthc:`` (after leading
+  whitespace): the YAML text of a spec;
+- any other ``str``: the path of a spec file;
+- for :func:`generate`, :func:`stream`, :func:`write` and :func:`write_stream`, also an
+  already compiled :class:`runtime.plan.Plan`.
+
+To say which one you mean, pass ``text=...`` or ``path=...`` instead of ``spec``.
+
+Every function is synchronous and pure with respect to its arguments: the same spec,
+``rows`` and ``seed`` give the same rows (and, for :func:`write`, the same bytes) on every
+machine and every run, whatever ``chunk_rows`` is. Errors in the spec raise
+:class:`SpecError` (all diagnostics at once); a wrong argument raises
+:class:`UsageError`; failures while generating or writing raise
+``runtime.errors.ExecutionError`` / ``OutputError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
+
+from runtime.plan import Plan
+from synthc.diagnostics import Diagnostic
+from synthc.errors import UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from runtime.plan import OutputFormat
+    from runtime.writers import WriteResult
+
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "check",
+    "compile",
+    "generate",
+    "output_format",
+    "output_metadata",
+    "stream",
+    "with_overrides",
+    "write",
+    "write_stream",
+]
+
+SpecInput: TypeAlias = "str | os.PathLike[str]"
+PlanInput: TypeAlias = "str | os.PathLike[str] | Plan"
+
+DEFAULT_CHUNK_ROWS: Final = 65_536
+MAX_ROWS: Final = 2_000_000_000
+MAX_SEED: Final = 2**63 - 1
+_FORMATS: Final[dict[str, OutputFormat]] = {"parquet": "parquet", "csv": "csv", "json": "json", "jsonl": "jsonl"}
+FORMATS: Final = tuple(_FORMATS)
+
+ProgressCallback: TypeAlias = Callable[[int], None]
+
+
+def _source(
+    spec: str | os.PathLike[str] | None, text: str | None, path: str | os.PathLike[str] | None
+) -> tuple[str, str | Path]:
+    """("text", yaml) or ("path", path) for exactly one given spec argument."""
+    given = [name for name, value in (("spec", spec), ("text", text), ("path", path)) if value is not None]
+    if len(given) != 1:
+        raise UsageError(f"pass exactly one of spec, text= or path= (got {', '.join(given) or 'none'})")
+    if text is not None:
+        return "text", text
+    if path is not None:
+        return "path", Path(path)
+    if isinstance(spec, str):
+        if "\n" in spec or spec.lstrip().startswith("synthc:"):
+            return "text", spec
+        return "path", Path(spec)
+    if isinstance(spec, os.PathLike):
+        return "path", Path(spec)
+    raise UsageError(f"a spec is a path or YAML text, not {type(spec).__name__}")
+
+
+def check(
+    spec: SpecInput | None = None,
+    *,
+    text: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> list[Diagnostic]:
+    """All diagnostics of a spec, best first (an empty list when the spec is valid).
+
+    Never raises for a bad spec, including a missing or unreadable file (that is a
+    ``file-not-found`` diagnostic). Light: does not import polars or numpy unless the
+    spec has expressions that need checking.
+    """
+    from synthc.compiler import check_path, check_source
+    from synthc.errors import SpecError
+
+    kind, value = _source(spec, text, path)
+    try:
+        if kind == "text":
+            return check_source(str(value))
+        return check_path(value)
+    except SpecError as exc:  # the compiler should return these; be safe if it raises
+        return list(exc.diagnostics)
+
+
+def compile(
+    spec: SpecInput | None = None,
+    *,
+    text: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Plan:
+    """Compile a spec to its :class:`Plan`.
+
+    Raises :class:`SpecError` carrying every diagnostic when the spec has errors.
+    Compiling the same spec twice gives equal plans with equal ``plan_hash``.
+    """
+    from synthc.compiler import compile_path, compile_source
+
+    kind, value = _source(spec, text, path)
+    if kind == "text":
+        return compile_source(str(value))
+    return compile_path(value)
+
+
+def _plan(spec: PlanInput | None, text: str | None, path: str | os.PathLike[str] | None) -> Plan:
+    if isinstance(spec, Plan) and text is None and path is None:
+        return spec
+    if isinstance(spec, Plan):
+        raise UsageError("pass a Plan as spec, or text=/path=, not both")
+    return compile(spec, text=text, path=path)
+
+
+def with_overrides(plan: Plan, *, rows: int | None = None, seed: int | None = None) -> Plan:
+    """``plan`` with ``rows``/``seed`` replaced when given; checks their ranges
+    (``0 <= rows <= 2e9``, ``0 <= seed < 2**63``) and raises :class:`UsageError`."""
+    for name, value, top in (("rows", rows, MAX_ROWS), ("seed", seed, MAX_SEED)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{name} must be an integer, not {type(value).__name__}")
+        if not 0 <= value <= top:
+            raise UsageError(f"{name} must be between 0 and {top:,}, got {value:,}")
+    return plan.with_overrides(rows=rows, seed=seed)
+
+
+def _check_chunk_rows(chunk_rows: int) -> int:
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise UsageError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    return chunk_rows
+
+
+def stream(
+    spec: PlanInput | None = None,
+    *,
+    rows: int | None = None,
+    seed: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: ProgressCallback | None = None,
+    text: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The dataset as DataFrame chunks (at most ``chunk_rows`` rows each), in order.
+
+    The spec is compiled before this returns, so spec errors raise here, not during
+    iteration. Concatenating the chunks gives exactly :func:`generate`'s frame for any
+    ``chunk_rows``. Memory is bounded by the chunk (unless a step such as ``sort`` or
+    ``shuffle`` needs every row). ``progress`` is called with the number of rows of
+    each generated chunk (before steps such as ``filter`` drop any).
+    """
+    from runtime.execute import execute
+
+    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed)
+    return execute(plan, chunk_rows=_check_chunk_rows(chunk_rows), progress=progress)
+
+
+def generate(
+    spec: PlanInput | None = None,
+    *,
+    rows: int | None = None,
+    seed: int | None = None,
+    text: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> pl.DataFrame:
+    """The whole dataset as one DataFrame (columns in output order, steps applied).
+
+    Deterministic: the same spec, ``rows`` and ``seed`` give an equal frame everywhere;
+    ``rows``/``seed`` override the spec's values.
+    """
+    import polars as pl
+
+    chunks = list(stream(spec, rows=rows, seed=seed, text=text, path=path))
+    return pl.concat(chunks, how="vertical", rechunk=True) if chunks else pl.DataFrame()
+
+
+def output_format(out: str | os.PathLike[str], format: str | None) -> OutputFormat:
+    """The format to write ``out`` in: ``format`` if given, else from the extension.
+
+    Raises :class:`UsageError` with an ``unknown-format`` diagnostic for anything else.
+    """
+    from runtime.writers import format_for_path
+
+    if format is not None:
+        if format in _FORMATS:
+            return _FORMATS[format]
+        raise _unknown_format(f"unknown output format `{format}`")
+    found = format_for_path(Path(out))
+    if found is None:
+        suffix = Path(out).suffix or "(none)"
+        raise _unknown_format(f"cannot tell the output format of `{os.fspath(out)}` from its extension {suffix}")
+    return found
+
+
+def _unknown_format(message: str) -> UsageError:
+    from synthc.diagnostics import render
+
+    hint = f"use one of {', '.join(FORMATS)} (an extension like .parquet, or --format)"
+    return UsageError(render(Diagnostic("unknown-format", message, hint=hint)))
+
+
+def output_metadata(plan: Plan) -> dict[str, str]:
+    """Key-value metadata written into Parquet files: what made the rows."""
+    from runtime.execute import plan_metadata
+    from synthc import __version__
+
+    return {**plan_metadata(plan), "synthc.version": __version__}
+
+
+def write(
+    spec: PlanInput | None,
+    out: str | os.PathLike[str],
+    *,
+    rows: int | None = None,
+    seed: int | None = None,
+    format: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: ProgressCallback | None = None,
+    text: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> WriteResult:
+    """Generate the dataset and write it to ``out`` atomically (temporary file, then rename).
+
+    ``format`` (parquet, csv, json, jsonl) defaults to the one ``out``'s extension names.
+    Parquet files carry the spec hash, plan hash, synthc version and engine version as
+    key-value metadata. ``progress`` is called with each generated chunk's row count.
+    On any failure nothing is left at ``out`` (an existing file is untouched); an
+    unwritable ``out`` raises ``runtime.errors.OutputError`` naming the path.
+    """
+    from runtime.writers import write as write_frames
+
+    fmt = output_format(out, format)
+    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed)
+    frames = stream(plan, chunk_rows=chunk_rows, progress=progress)
+    return write_frames(frames, Path(out), fmt, metadata=output_metadata(plan))
+
+
+def write_stream(
+    spec: PlanInput | None,
+    out: BinaryIO,
+    *,
+    rows: int | None = None,
+    seed: int | None = None,
+    format: str = "jsonl",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: ProgressCallback | None = None,
+    text: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> int:
+    """Generate the dataset and write it to the binary stream ``out`` as JSON lines
+    (``format="jsonl"``) or CSV, chunk by chunk; returns the number of rows written."""
+    from runtime.writers import write_stream as write_frames
+
+    if format not in ("jsonl", "csv"):
+        raise _unknown_format(f"cannot stream `{format}` to a pipe: use jsonl or csv")
+    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed)
+    frames = stream(plan, chunk_rows=chunk_rows, progress=progress)
+    return write_frames(frames, out, _FORMATS[format])

@@ -1,0 +1,561 @@
+"""synthc's command line: a thin layer over :mod:`synthc.api`.
+
+``run(argv) -> int`` does the work and is the one place that turns errors into exit
+codes and messages: 0 success, 1 errors in a spec or while generating/writing,
+2 wrong usage (bad flags, unknown output format), 130 interrupted. A user error never
+shows a traceback; only a bug in synthc does.
+
+Start-up cost matters because editors and pre-commit hooks run ``synthc check`` on
+every save. Nothing heavy is imported at module import: polars, rich and the compiler
+load in the command that needs them, and the typer app is built on first use. Typer
+coerces every argument through pydantic (~150 ms with typer itself), so the plain form
+of ``check`` (``check [--format text|json] SPEC...``) is parsed here directly; anything
+else (``--help``, unusual flags, other commands) goes through typer, whose declaration
+in :func:`build_app` stays the single source of every command's options and help.
+"""
+
+import enum
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from synthc import console
+
+if TYPE_CHECKING:
+    import polars as pl
+    import typer
+
+    from runtime.plan import Plan
+    from synthc.diagnostics import Diagnostic
+    from synthc.errors import SpecError, UsageError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DEFAULT_CHUNK_ROWS = 65_536  # equals synthc.api.DEFAULT_CHUNK_ROWS (not imported: start-up)
+
+
+class CheckFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+# --------------------------------------------------------------------------- check
+
+
+def check_specs(specs: Sequence[Path], fmt: str = "text") -> int:
+    """``synthc check``: every diagnostic of every spec, sorted by position within each
+    file, then a summary line (or a JSON array with ``fmt="json"``). 1 if any error."""
+    import json
+
+    from synthc import api
+    from synthc.diagnostics import sort_key
+
+    files = _spec_files(specs)
+    if not files:
+        raise _usage("no spec files found in the given directories")
+    results = [(path, sorted(api.check(path=path), key=sort_key)) for path in files]
+    errors = sum(d.severity == "error" for _, diags in results for d in diags)
+    if fmt == CheckFormat.json:
+        console.echo(json.dumps([d.to_json() for _, diags in results for d in diags], indent=2))
+        return EXIT_ERROR if errors else EXIT_OK
+    for path, diags in results:
+        source = _read_text(path) if diags else None
+        for diag in diags:
+            console.echo(_render(diag, source, err=False) + "\n")
+    warnings = sum(len(diags) for _, diags in results) - errors
+    summary = _plural(errors, "error") + (f", {_plural(warnings, 'warning')}" if warnings else "")
+    summary += f" in {_plural(len(files), 'file')}"
+    console.echo(console.style(summary, "bold red" if errors else "green"))
+    return EXIT_ERROR if errors else EXIT_OK
+
+
+def _spec_files(paths: Sequence[Path]) -> list[Path]:
+    """Paths as given; a directory stands for the *.yaml / *.yml files under it."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+def _fast_check_args(args: Sequence[str]) -> tuple[list[Path], str] | None:
+    """``(specs, format)`` when ``args`` is ``check`` in its plain form, else None
+    (typer then parses it: help, unknown flags and usage errors are all typer's)."""
+    if not args or args[0] != "check":
+        return None
+    specs: list[Path] = []
+    fmt = CheckFormat.text.value
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in ("--format", "-f"):
+            value = next(rest, None)
+        elif arg.startswith("--format="):
+            value = arg.partition("=")[2]
+        elif arg.startswith("-"):
+            return None
+        else:
+            specs.append(Path(arg))
+            continue
+        if value not in ("text", "json"):
+            return None
+        fmt = value
+    return (specs, fmt) if specs else None
+
+
+def _read_text(path: str | Path) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _render(diag: "Diagnostic", source: str | None, *, err: bool) -> str:
+    """The rendered diagnostic, its ``error[code]`` head coloured on a terminal."""
+    from synthc.diagnostics import render
+
+    text = render(diag, source)
+    head = f"{diag.severity}[{diag.code}]"
+    colour = "bold red" if diag.severity == "error" else "bold yellow"
+    return text.replace(head, console.style(head, colour, err=err), 1)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --------------------------------------------------------------------------- plan, schema
+
+
+def show_plan(spec: Path, *, as_json: bool = False, rows: int | None = None, seed: int | None = None) -> int:
+    """``synthc plan``: the compiled plan as readable text, or as the runtime's JSON."""
+    from runtime.plan import plan_to_json
+    from synthc import api
+    from synthc.plantext import render_plan
+
+    compiled = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
+    sys.stdout.write(plan_to_json(compiled, indent=2) + "\n" if as_json else render_plan(compiled))
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def print_schema() -> int:
+    """``synthc schema``: the JSON Schema of the spec language, byte for byte."""
+    from synthc.schema import schema_path
+
+    sys.stdout.write(schema_path().read_text(encoding="utf-8"))
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run_spec(
+    spec: Path,
+    *,
+    out: str | None = None,
+    rows: int | None = None,
+    seed: int | None = None,
+    fmt: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    quiet: bool = False,
+) -> int:
+    """``synthc run``: generate and write (atomically), or stream to stdout with
+    ``out="-"``; a progress bar on a terminal and a one-line summary on stderr."""
+    from synthc import api
+
+    if out is not None and out != "-":
+        fmt = api.output_format(out, fmt)  # an unknown format is exit 2 before any work
+    compiled = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
+    started = time.perf_counter()
+    with _progress(compiled, enabled=not quiet) as advance:
+        if out == "-":
+            sys.stdout.flush()
+            written = api.write_stream(
+                compiled, sys.stdout.buffer, format=fmt or "jsonl", chunk_rows=chunk_rows, progress=advance
+            )
+            target = "stdout"
+        else:
+            target = out or _spec_output(compiled)
+            fmt = fmt or (compiled.output.format if compiled.output else None)
+            written = api.write(compiled, target, format=fmt, chunk_rows=chunk_rows, progress=advance).rows
+    if not quiet:
+        seconds = time.perf_counter() - started
+        rate = f"{written / seconds:,.0f} rows/s" if seconds > 0 else "- rows/s"
+        console.echo(f"wrote {written:,} rows to {target} in {seconds:.2f} s ({rate})", err=True)
+    return EXIT_OK
+
+
+def _spec_output(compiled: "Plan") -> str:
+    if compiled.output is None:
+        raise _usage("no output path: pass --out PATH (or `--out -` for stdout), or set output.path in the spec")
+    return compiled.output.path
+
+
+@contextmanager
+def _progress(compiled: "Plan", *, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(rows)``: a rich progress bar on a terminal, else a no-op."""
+    if not (enabled and console.is_terminal(err=True)):
+        yield lambda rows: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console.console(err=True), transient=True) as bar:
+        # progress counts generated rows (before steps drop any), so the total is `rows`
+        task = bar.add_task("rows", total=compiled.rows)
+        yield lambda rows: bar.advance(task, rows)
+
+
+# --------------------------------------------------------------------------- preview
+
+
+def preview_spec(spec: Path, *, n: int = 10, seed: int | None = None) -> int:
+    """``synthc preview``: the first ``n`` output rows as a rich table; nothing is written.
+    Piped, every value is shown whole. On a terminal long values are cut (…) and the
+    columns that do not fit the window are left out and named under the table."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from synthc import api
+
+    compiled = api.with_overrides(api.compile(path=spec), seed=seed)
+    frame = _head(compiled, n)
+    cells = [[_cell(value) for value in column] for column in frame.iter_columns()]
+    kinds = [str(dtype).split("(")[0].lower() for dtype in frame.dtypes]
+    out = console.console()
+    shown, cap = len(cells), None
+    if console.is_terminal():
+        columns = zip(frame.columns, kinds, cells, strict=True)
+        widths = [max([len(name), len(kind), *map(len, col)]) for name, kind, col in columns]
+        shown, cap = _columns_that_fit([min(w, _MAX_CELL) for w in widths], out.width), _MAX_CELL
+    else:
+        out.width = 1_000_000  # piped: the table keeps its natural width
+    title = f"{compiled.name or spec.name}: first {frame.height:,} of {compiled.rows:,} rows"
+    table = Table(title=escape(title), title_justify="left")
+    if shown < len(cells):
+        table.caption = escape(f"not shown (too wide for the window): {', '.join(frame.columns[shown:])}")
+        table.caption_justify = "left"
+    for name, kind in zip(frame.columns[:shown], kinds, strict=False):
+        table.add_column(f"{escape(name)}\n[dim]{kind}[/dim]", no_wrap=True, max_width=cap)
+    for row in zip(*cells[:shown], strict=True):
+        table.add_row(*row)
+    out.print(table)
+    return EXIT_OK
+
+
+_MAX_CELL = 32  # characters of a value shown on a terminal
+
+
+def _columns_that_fit(widths: Sequence[int], limit: int) -> int:
+    """How many leading columns of these content widths fit in ``limit`` characters
+    (each column adds 3 for padding and its border); at least one."""
+    used = 1
+    for i, width in enumerate(widths):
+        used += width + 3
+        if used > limit:
+            return max(1, i)
+    return len(widths)
+
+
+def _head(compiled: "Plan", n: int) -> "pl.DataFrame":
+    """The first ``n`` output rows. Without steps that drop or reorder rows only ``n``
+    rows are generated (row i never depends on the row count); otherwise chunks are
+    read until ``n`` rows have come out."""
+    import polars as pl
+
+    from runtime.plan import Drop, Rename, Select
+    from synthc import api
+
+    chunk_rows = DEFAULT_CHUNK_ROWS
+    if all(isinstance(step, Drop | Select | Rename) for step in compiled.steps):
+        compiled = compiled.with_overrides(rows=min(n, compiled.rows))
+        chunk_rows = max(1, compiled.rows)
+    taken: list[pl.DataFrame] = []
+    have = 0
+    for chunk in api.stream(compiled, chunk_rows=chunk_rows):
+        taken.append(chunk.head(n - have))
+        have += taken[-1].height
+        if have >= n:
+            break
+    return pl.concat(taken, how="vertical")
+
+
+def _cell(value: object) -> str:
+    from datetime import datetime
+
+    from rich.markup import escape
+
+    if value is None:
+        return "[dim]null[/dim]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds" if not value.microsecond else "microseconds")
+    return escape(str(value))
+
+
+# --------------------------------------------------------------------------- the typer app
+
+_SPEC_HELP = "The spec file (YAML)."
+_ROWS_HELP = "Rows to generate (overrides the spec's `rows`)."
+_SEED_HELP = "Seed (overrides the spec's `seed`)."
+
+
+@cache
+def build_app() -> "typer.Typer":
+    """The typer app: every command's options, help and examples (built once)."""
+    import typer
+
+    app = typer.Typer(
+        name="synthc",
+        help=(
+            "Compile declarative YAML dataset specs into reproducible datasets.\n\n"
+            "The same spec and seed give the same rows on every machine, every run."
+        ),
+        epilog=(
+            "\b\nA first session:\n  synthc check orders.yaml\n  synthc preview orders.yaml -n 5\n"
+            "  synthc run orders.yaml --out orders.parquet"
+        ),
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # plain click help: rich formatting costs ~150 ms of start-up
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    spec_arg = typer.Argument(help=_SPEC_HELP, metavar="SPEC", show_default=False)
+    rows_opt = typer.Option("--rows", help=_ROWS_HELP, min=0, metavar="N")
+    seed_opt = typer.Option("--seed", help=_SEED_HELP, min=0, metavar="N")
+
+    def print_version(value: bool) -> None:
+        if value:
+            from synthc import __version__
+
+            console.echo(f"synthc {__version__}")
+            raise typer.Exit(EXIT_OK)
+
+    @app.callback()
+    def root(
+        version: Annotated[
+            bool, typer.Option("--version", help="Print synthc's version and exit.", callback=print_version)
+        ] = False,
+    ) -> None:
+        """Compile declarative YAML dataset specs into reproducible datasets."""
+
+    @app.command(
+        short_help="Report every problem in specs, with positions.",
+        epilog="\b\nExamples:\n  synthc check examples/*.yaml\n  synthc check specs/ --format json | jq length",
+    )
+    def check(
+        specs: Annotated[
+            list[Path],
+            typer.Argument(help="Spec files, or directories to search for *.yaml.", metavar="SPEC", show_default=False),
+        ],
+        format: Annotated[
+            CheckFormat,
+            typer.Option("--format", "-f", help="text: file:line:col and a caret; json: an array.", metavar="text|json"),
+        ] = CheckFormat.text,
+    ) -> int:
+        """Report every problem in the specs, with positions, without generating anything.
+
+        Exit code 0 when all specs are valid, 1 when any has an error, 2 on wrong usage."""
+        return check_specs(specs, format.value)
+
+    @app.command(
+        short_help="Show what a spec compiles to (text or --json).",
+        epilog="\b\nExamples:\n  synthc plan orders.yaml\n  synthc plan orders.yaml --json > orders.plan.json",
+    )
+    def plan(
+        spec: Annotated[Path, spec_arg],
+        as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (the runtime's IR).")] = False,
+        rows: Annotated[int | None, rows_opt] = None,
+        seed: Annotated[int | None, seed_opt] = None,
+    ) -> int:
+        """Show what a spec compiles to: plan hash, seed, rows, the columns in evaluation
+        order with their parameters and inputs, the steps and the output. Nothing is generated."""
+        return show_plan(spec, as_json=as_json, rows=rows, seed=seed)
+
+    @app.command(
+        "run",
+        short_help="Generate the dataset and write it.",
+        epilog=(
+            "\b\nExamples:\n  synthc run orders.yaml --out orders.parquet\n"
+            "  synthc run orders.yaml --rows 100 --seed 7 --out - | head\n"
+            "  synthc run orders.yaml --out - --format csv > orders.csv"
+        ),
+    )
+    def run_command(
+        spec: Annotated[Path, spec_arg],
+        out: Annotated[
+            str | None,
+            typer.Option(
+                "--out", "-o", metavar="PATH", show_default=False,
+                help="Output file (default: the spec's output.path, relative to the working directory). "
+                "`-` streams JSON lines (or CSV with --format csv) to stdout.",
+            ),
+        ] = None,
+        rows: Annotated[int | None, rows_opt] = None,
+        seed: Annotated[int | None, seed_opt] = None,
+        format: Annotated[
+            str | None,
+            typer.Option(
+                "--format", "-f", metavar="FORMAT", show_default=False,
+                help="parquet, csv, json or jsonl (default: from the output path's extension).",
+            ),
+        ] = None,
+        chunk_rows: Annotated[
+            int, typer.Option("--chunk-rows", help="Rows generated per chunk (memory, not output).", min=1, metavar="N")
+        ] = DEFAULT_CHUNK_ROWS,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
+    ) -> int:  # fmt: skip
+        """Generate the dataset a spec describes and write it, atomically: on failure no
+        partial file is left behind. A progress bar shows on a terminal; a one-line
+        summary (rows, path, seconds, rows/s) goes to stderr."""
+        return run_spec(spec, out=out, rows=rows, seed=seed, fmt=format, chunk_rows=chunk_rows, quiet=quiet)
+
+    @app.command(
+        short_help="Show the first rows as a table; nothing is written.",
+        epilog="\b\nExample:\n  synthc preview orders.yaml -n 20 --seed 7",
+    )
+    def preview(
+        spec: Annotated[Path, spec_arg],
+        n: Annotated[int, typer.Option("-n", "--head", help="How many rows to show.", min=0, metavar="N")] = 10,
+        seed: Annotated[int | None, seed_opt] = None,
+    ) -> int:
+        """Show the first rows of the dataset as a table. Nothing is written.
+
+        The rows are exactly the first rows `synthc run` would write."""
+        return preview_spec(spec, n=n, seed=seed)
+
+    @app.command(
+        short_help="Print the JSON Schema of the spec language.",
+        epilog="\b\nExample:\n  synthc schema > synthc.schema.json",
+    )
+    def schema() -> int:
+        """Print the JSON Schema of the spec language (for editors and check-jsonschema)."""
+        return print_schema()
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `synthc.cli.app`, e.g. for typer's own test runner
+        return build_app()
+    raise AttributeError(f"module 'synthc.cli' has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _usage(message: str) -> "UsageError":
+    from synthc.errors import UsageError
+
+    return UsageError(message)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (without the program name; default ``sys.argv[1:]``)
+    and return the exit code. All output goes to ``sys.stdout`` / ``sys.stderr``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        fast = _fast_check_args(args)
+        if fast is not None:
+            return check_specs(*fast)
+        return _run_typer(args)
+    except BaseException as exc:  # the one place errors become exit codes
+        return _report(exc)
+
+
+def _run_typer(args: list[str]) -> int:
+    from typer.main import get_command
+
+    command = get_command(build_app())
+    with command.make_context("synthc", args) as ctx:
+        result = command.invoke(ctx)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _report(exc: BaseException) -> int:
+    """Print ``exc`` for a person and return its exit code; re-raise anything else (a bug)."""
+    from runtime.errors import ExecutionError, OutputError
+    from synthc.errors import SpecError, SynthcError, UsageError
+
+    if "typer" in sys.modules:  # only typer's parsing raises these
+        from typer import Abort, Exit
+        from typer._click.exceptions import ClickException
+
+        if isinstance(exc, Exit):
+            return exc.exit_code
+        if isinstance(exc, ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, Abort):
+            exc = KeyboardInterrupt()
+    if isinstance(exc, KeyboardInterrupt):
+        console.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    if isinstance(exc, SpecError):
+        _report_spec_error(exc)
+        return EXIT_ERROR
+    if isinstance(exc, SynthcError):
+        message = str(exc)
+        console.echo(message if message.startswith("error[") else f"error: {message}", err=True)
+        return EXIT_USAGE if isinstance(exc, UsageError) else exc.exit_code
+    if isinstance(exc, OutputError):
+        from synthc.diagnostics import Diagnostic
+
+        console.echo(_render(Diagnostic("output-error", str(exc)), None, err=True), err=True)
+        return EXIT_ERROR
+    if isinstance(exc, ExecutionError):
+        console.echo(f"error: {exc}", err=True)
+        return EXIT_ERROR
+    if isinstance(exc, BrokenPipeError):  # `synthc run ... --out - | head`
+        _silence_stdout()
+        return EXIT_ERROR
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        console.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        return EXIT_ERROR
+    raise exc
+
+
+def _report_spec_error(exc: "SpecError") -> None:
+    from synthc.diagnostics import sort_key
+
+    sources: dict[str, str | None] = {}
+    diags = sorted(exc.diagnostics, key=sort_key)
+    for diag in diags:
+        file = diag.span.file if diag.span else None
+        if file is not None and file not in sources:
+            sources[file] = _read_text(file)
+        console.echo(_render(diag, sources.get(file) if file else None, err=True) + "\n", err=True)
+    errors = sum(d.severity == "error" for d in diags)
+    files = sorted({d.span.file for d in diags if d.span})
+    where = f" in {', '.join(files)}" if files else ""
+    console.echo(console.style(f"{_plural(errors, 'error')}{where}", "bold red", err=True), err=True)
+
+
+def _silence_stdout() -> None:
+    """After the reader closed the pipe: point stdout at devnull, so the interpreter's
+    final flush does not fail again with a traceback."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main() -> int:
+    """Console-script entry point (``synthc = synthc.cli:main``)."""
+    return run(sys.argv[1:])
