@@ -94,6 +94,7 @@ def _template_refs(
 ) -> set[str]:
     import jinja2
     from jinja2 import meta
+
     from runtime.templates import environment
 
     env = environment()
