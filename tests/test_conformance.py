@@ -1,0 +1,140 @@
+"""The conformance corpus in specs/: every invalid spec produces exactly the diagnostics
+its header declares, every valid spec compiles to its golden plan dump.
+
+Invalid specs declare what they must produce in leading comments, one line each:
+
+    # expect: unknown-key 6:5        (code, 1-based line:col of the diagnostic's span)
+    # expect: empty-spec             (a diagnostic without a position)
+
+Golden plans: ``specs/valid/NAME.plan.json`` is ``plan_to_json(plan, indent=2) + "\\n"``.
+Rewrite them after an intended change with ``SYNTHC_UPDATE_GOLDEN=1 uv run pytest
+tests/test_conformance.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.plan import plan_from_json, plan_to_json
+from synthc.compiler import check_path, compile_path
+from synthc.diagnostics import Diagnostic
+from synthc.errors import CODES, SpecError
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+VALID = sorted((SPECS / "valid").glob("*.yaml"))
+INVALID = sorted((SPECS / "invalid").glob("*.yaml"))
+UPDATE = os.environ.get("SYNTHC_UPDATE_GOLDEN") == "1"
+
+EXPECT = re.compile(r"^#\s*expect:\s*(?P<code>[a-z-]+)(?:\s+(?P<line>\d+):(?P<col>\d+))?\s*$")
+# Codes no spec file can produce: a missing file has no text, and output errors happen
+# when writing. Both are exercised by dedicated tests below.
+NOT_IN_CORPUS = {"file-not-found", "output-error"}
+
+Expected = tuple[str, int | None, int | None]
+
+
+def header_lines(path: Path) -> Iterator[str]:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            return
+        yield line
+
+
+def expectations(path: Path) -> list[Expected]:
+    out: list[Expected] = []
+    for line in header_lines(path):
+        m = EXPECT.match(line)
+        if m:
+            pos = (int(m["line"]), int(m["col"])) if m["line"] else (None, None)
+            out.append((m["code"], *pos))
+    return sorted(out, key=repr)
+
+
+def observed(diags: list[Diagnostic]) -> list[Expected]:
+    out: list[Expected] = [
+        (d.code, d.span.line, d.span.col) if d.span else (d.code, None, None) for d in diags
+    ]
+    return sorted(out, key=repr)
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(INVALID) >= 45
+    assert len(VALID) >= 14
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+def test_invalid_spec(path: Path) -> None:
+    expected = expectations(path)
+    assert expected, f"{path.name} declares no `# expect:` lines"
+    assert all(code in CODES for code, _, _ in expected), "unknown code in the header"
+
+    diags = check_path(path)
+    assert observed(diags) == expected, "\n".join(f"{d.code} {d.span} {d.message}" for d in diags)
+    for d in diags:
+        assert d.message.strip(), "a diagnostic needs a message"
+        if d.span is not None:
+            assert Path(d.span.file).name == path.name
+
+    with pytest.raises(SpecError) as info:
+        compile_path(path)
+    assert observed(info.value.diagnostics) == expected
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_spec(path: Path) -> None:
+    diags = check_path(path)
+    assert diags == [], "\n".join(f"{d.code} {d.span} {d.message}" for d in diags)
+
+    plan = compile_path(path)
+    dump = plan_to_json(plan, indent=2) + "\n"
+    golden = path.with_suffix(".plan.json")
+    if UPDATE:
+        golden.write_text(dump, encoding="utf-8")
+    assert golden.exists(), f"no golden for {path.name}: run with SYNTHC_UPDATE_GOLDEN=1"
+    assert dump == golden.read_text(encoding="utf-8")
+    assert plan_from_json(golden.read_text(encoding="utf-8")) == plan
+
+
+def test_every_golden_has_a_spec() -> None:
+    goldens = {p.name.removesuffix(".plan.json") for p in (SPECS / "valid").glob("*.plan.json")}
+    assert goldens == {p.stem for p in VALID}
+
+
+def test_every_code_is_in_the_corpus() -> None:
+    covered = {code for path in INVALID for code, _, _ in expectations(path)}
+    assert covered | NOT_IN_CORPUS == set(CODES), sorted(set(CODES) - covered - NOT_IN_CORPUS)
+
+
+def test_every_code_is_documented() -> None:
+    reference = (SPECS / "README.md").read_text(encoding="utf-8")
+    missing = [code for code in CODES if f"`{code}`" not in reference]
+    assert missing == []
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    diags = check_path(missing)
+    assert [d.code for d in diags] == ["file-not-found"]
+    assert "nope.yaml" in diags[0].message
+    with pytest.raises(SpecError) as info:
+        compile_path(missing)
+    assert [d.code for d in info.value.diagnostics] == ["file-not-found"]
+
+
+def test_output_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from synthc.cli import run
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    out = blocker / "data.parquet"
+    assert run(["run", str(SPECS / "valid" / "minimal.yaml"), "--out", str(out), "--rows", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "error[output-error]" in err
+    assert str(out) in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
