@@ -309,21 +309,29 @@ def _key_text(value: ir.Scalar) -> str:
 
 def _choice(state: _Lowering, name: str, values: Any, path: SpecPath, when: ir.Scalar | None) -> ir.Choice:
     if isinstance(values, Mapping):
-        items = list(values.items())
+        # Mapping keys were stringified by the loader; a weighted category of numbers or
+        # booleans gets its typed keys back from the source map.
+        items = [(_typed_key(state, (*path, k), k), w) for k, w in values.items()]
         weights = [float(w) for _, w in items]
-        if any(w < 0 for w in weights) or not any(w > 0 for w in weights) or not all(math.isfinite(w) for w in weights):
-            bad = next((k for k, w in items if float(w) < 0), None)
+        bad = next((k for k, w in zip(values, weights, strict=True) if w < 0 or not math.isfinite(w)), None)
+        if bad is not None or not any(w > 0 for w in weights):
             state.error(
                 "bad-weights",
-                f"column `{name}`: " + (f"weight of `{bad}` is negative" if bad is not None else "the weights are all zero"),
-                path + ((bad,) if bad is not None else ()),
-                hint="weights are relative and need not sum to 1, but they must be ≥ 0 and not all 0",
+                f"column `{name}`: "
+                + (f"weight of `{bad}` is {values[bad]}" if bad is not None else "the weights are all zero"),
+                (*path, bad) if bad is not None else path,
+                hint="weights are relative and need not sum to 1, but they must be finite, ≥ 0 and not all 0",
             )
             weights = [1.0] * len(items)
         total = sum(weights)
         return ir.Choice(when, tuple(k for k, _ in items), tuple(w / total for w in weights))
     seq = list(values) if isinstance(values, list) else [values]
     return ir.Choice(when, tuple(seq), tuple(1.0 / len(seq) for _ in seq) if seq else ())
+
+
+def _typed_key(state: _Lowering, path: SpecPath, key: str) -> ir.Scalar:
+    typed = state.smap.key_value(path)
+    return typed if isinstance(typed, str | int | float | bool) else key
 
 
 def _check_one_type(state: _Lowering, name: str, values: tuple[ir.Scalar, ...], path: SpecPath) -> None:
