@@ -1,0 +1,163 @@
+"""Executing a plan: rows in chunks → columns → output order → steps → a writer.
+
+Guarantees: the rows :func:`execute` yields (concatenated) are identical for every
+``chunk_rows``; every random draw is keyed by the original row index, never by the
+chunk. Memory is bounded by one chunk as long as the plan has no blocking step
+(sort, shuffle), which by nature holds every row that reaches it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import polars as pl
+
+from runtime.errors import ExecutionError, OutputError
+from runtime.plan import Column, OutputFormat, Plan, plan_hash
+from runtime.steps import apply_steps, hidden_columns, shuffle_key_names
+from runtime.writers import WriteResult, format_for_path, write
+
+DEFAULT_CHUNK_ROWS = 65_536
+Progress = Callable[[int], None]
+
+
+def run_plan(
+    plan: Plan,
+    out: str | Path | None = None,
+    fmt: OutputFormat | None = None,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> WriteResult:
+    """Execute ``plan`` and write its rows atomically to ``out`` (default: the plan's output)."""
+    path, fmt = output_target(plan, out, fmt)
+    frames = execute(plan, chunk_rows=chunk_rows, progress=progress)
+    return write(frames, path, fmt, metadata=plan_metadata(plan))
+
+
+def execute(
+    plan: Plan, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: Progress | None = None
+) -> Iterator[pl.DataFrame]:
+    """The plan's rows as a lazy stream of frames, in ``plan.column_order``, after the steps.
+
+    Yields at least one frame (possibly empty) so the schema is known even for zero rows.
+    ``progress`` is called with the number of rows each generated chunk had (before steps);
+    nothing is generated until the stream is pulled, and a ``limit`` stops generation.
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    chunks = generate(plan, chunk_rows=chunk_rows, progress=progress)
+    frames = apply_steps(chunks, plan.steps, chunk_rows=chunk_rows)
+    return _without(frames, shuffle_key_names(plan.steps))
+
+
+def generate(
+    plan: Plan, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: Progress | None = None
+) -> Iterator[pl.DataFrame]:
+    """The plan's columns for rows 0..rows-1 in chunks, before any step (plus the hidden
+    shuffle keys the steps need). A plan of zero rows gives one empty chunk."""
+    # Samplers pull in templates and person data: import them only when rows are made.
+    from runtime.samplers import sample
+    from runtime.samplers.base import Chunk
+
+    variables = MappingProxyType(json.loads(plan.vars))
+    schema: pl.Schema | None = None
+    for start, stop in chunk_bounds(plan.rows, chunk_rows):
+        frame = pl.DataFrame()
+        for col in plan.columns:
+            series = _sample(sample, col, Chunk(plan.seed, start, stop, frame, variables))
+            frame = pl.DataFrame([*frame.get_columns(), series])
+        frame = frame.select(plan.column_order)
+        schema = frame.schema if schema is None else schema
+        frame = _conform(frame, schema).hstack(hidden_columns(plan.seed, plan.steps, start, stop))
+        if progress is not None:
+            progress(stop - start)
+        yield frame
+
+
+def chunk_bounds(rows: int, chunk_rows: int) -> Iterator[tuple[int, int]]:
+    """``[start, stop)`` of each chunk; one empty chunk when there are no rows."""
+    if rows == 0:
+        yield 0, 0
+    for start in range(0, rows, chunk_rows):
+        yield start, min(start + chunk_rows, rows)
+
+
+def plan_metadata(plan: Plan) -> dict[str, str]:
+    """Key-value metadata stored with the output (Parquet footer): what produced it."""
+    meta = {"synthc.plan_hash": plan_hash(plan), "synthc.engine": str(plan.engine)}
+    if plan.spec_hash:
+        meta["synthc.spec_hash"] = plan.spec_hash
+    return meta
+
+
+def output_target(plan: Plan, out: str | Path | None, fmt: OutputFormat | None) -> tuple[Path, OutputFormat]:
+    """Where and how to write: ``out``/``fmt`` override the plan's ``output``."""
+    if out is None:
+        if plan.output is None:
+            raise OutputError("no output path: give one with --out or `output: {path: ...}`")
+        out = plan.output.path
+        fmt = fmt or plan.output.format
+    fmt = fmt or format_for_path(out)
+    if fmt is None:
+        raise OutputError(
+            f"cannot tell the output format of {out}: use a .parquet, .csv, .json or .jsonl "
+            "extension, or give the format explicitly"
+        )
+    return Path(out), fmt
+
+
+# --------------------------------------------------------------------------- helpers
+
+Sampler = Callable[[Column, Any], pl.Series]
+
+
+def _sample(sample: Sampler, col: Column, chunk: Any) -> pl.Series:
+    from runtime.samplers.base import SampleError
+
+    try:
+        series = sample(col, chunk)
+    except ExecutionError:
+        raise
+    except SampleError as exc:  # its message already names the column (and row)
+        raise ExecutionError(str(exc)) from exc
+    except (pl.exceptions.PolarsError, _template_error()) as exc:
+        raise ExecutionError(f"column `{col.name}`: {_first_line(exc)}") from exc
+    expected = chunk.stop - chunk.start
+    if series.len() != expected or series.name != col.name:
+        raise ExecutionError(
+            f"column `{col.name}`: sampler returned {series.len()} rows named {series.name!r}, "
+            f"expected {expected} named {col.name!r}"
+        )
+    return series
+
+
+def _conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """Keep every chunk's schema equal to the first one's (writers need one schema).
+    An all-null chunk may come out as dtype Null; it is cast to the column's dtype."""
+    if frame.schema == schema:
+        return frame
+    for name, dtype in frame.schema.items():
+        if dtype != schema[name] and dtype != pl.Null:
+            raise ExecutionError(f"column `{name}` changed type between chunks: {schema[name]} → {dtype}")
+    return frame.cast(schema)
+
+
+def _without(frames: Iterator[pl.DataFrame], hidden: list[str]) -> Iterator[pl.DataFrame]:
+    for df in frames:
+        yield df.drop(hidden, strict=False) if hidden else df
+
+
+def _template_error() -> type[Exception]:
+    from jinja2 import TemplateError
+
+    return TemplateError
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
