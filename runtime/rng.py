@@ -23,7 +23,7 @@ GOLDEN = 0x9E3779B97F4A7C15
 _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
 MASK64 = (1 << 64) - 1
-_TWO_M53 = 1.0 / (1 << 53)
+_TWO_M52 = 1.0 / (1 << 52)
 
 U64 = npt.NDArray[np.uint64]
 F64 = npt.NDArray[np.float64]
@@ -48,10 +48,13 @@ def bits(seed: int, stream: str, draw: int, start: int, stop: int) -> U64:
 
 
 def uniform(seed: int, stream: str, draw: int, start: int, stop: int) -> F64:
-    """Floats in the open interval (0, 1): safe for ``log`` and inverse CDFs."""
-    u = (bits(seed, stream, draw, start, stop) >> np.uint64(11)).astype(np.float64)
+    """Floats in the open interval (0, 1): safe for ``log`` and inverse CDFs.
+
+    The top 52 bits plus one half, scaled: every step is exact in float64, so the
+    extremes are 2**-53 and 1 - 2**-53 (with 53 bits, the top word would round to 1.0)."""
+    u = (bits(seed, stream, draw, start, stop) >> np.uint64(12)).astype(np.float64)
     u += 0.5
-    u *= _TWO_M53
+    u *= _TWO_M52
     return u
 
 
@@ -70,4 +73,4 @@ def bits_scalar(seed: int, stream: str, draw: int, row: int) -> int:
 
 
 def uniform_scalar(seed: int, stream: str, draw: int, row: int) -> float:
-    return ((bits_scalar(seed, stream, draw, row) >> 11) + 0.5) * _TWO_M53
+    return ((bits_scalar(seed, stream, draw, row) >> 12) + 0.5) * _TWO_M52
