@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runtime.plan import Plan
+from runtime.plan import Plan, plan_from_json, plan_to_json
 from synthc.diagnostics import Diagnostic, sort_key
 from synthc.errors import SpecError
 
@@ -17,7 +17,13 @@ MAX_DIAGNOSTICS = 50
 
 
 def compile_source(text: str, file: str = "<spec>") -> Plan:
-    """A spec's text -> its Plan; raises SpecError with every diagnostic, best first."""
+    """A spec's text -> its Plan; raises SpecError with every diagnostic, best first.
+
+    A spec that compiled before with the same compiler comes from the plan cache
+    (``.synthc/plans``) without loading YAML, the schema or Polars."""
+    cached = _cached_plan(text)
+    if cached is not None:
+        return cached
     plan, diags = _compile(text, file)
     if plan is None or diags:
         raise SpecError(diags)
@@ -30,6 +36,8 @@ def compile_path(path: str | Path) -> Plan:
 
 def check_source(text: str, file: str = "<spec>") -> list[Diagnostic]:
     """Every diagnostic of a spec (empty when it compiles), sorted and capped."""
+    if _cached_plan(text) is not None:
+        return []
     return _compile(text, file)[1]
 
 
@@ -41,10 +49,39 @@ def check_path(path: str | Path) -> list[Diagnostic]:
 
 
 def _read(path: str | Path) -> tuple[str, str]:
-    from synthc.loader import load_path
+    """The spec's text (UTF-8, BOM removed), read without importing the YAML loader;
+    anything unusual (missing file, bad encoding) goes through the loader's diagnostics."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig"), str(path)
+    except (OSError, UnicodeDecodeError):
+        from synthc.loader import load_path
 
-    text, _, _ = load_path(path)
-    return text, str(path)
+        text, _, _ = load_path(path)  # raises the right SpecError
+        return text, str(path)
+
+
+def _plan_key(text: str) -> str:
+    from synthc.diskcache import compiler_identity, module_identity
+
+    return f"{compiler_identity()};{module_identity('polars')};{text}"
+
+
+def _cached_plan(text: str) -> Plan | None:
+    from synthc.diskcache import JsonCache, cache_root
+
+    data = JsonCache(cache_root() / "plans").get(_plan_key(text))
+    if not isinstance(data, str):
+        return None
+    try:
+        return plan_from_json(data)
+    except (ValueError, TypeError, KeyError):
+        return None  # a corrupt entry is a miss
+
+
+def _remember(text: str, plan: Plan) -> None:
+    from synthc.diskcache import JsonCache, cache_root
+
+    JsonCache(cache_root() / "plans").put(_plan_key(text), plan_to_json(plan))
 
 
 def _compile(text: str, file: str) -> tuple[Plan | None, list[Diagnostic]]:
@@ -68,6 +105,8 @@ def _compile(text: str, file: str) -> tuple[Plan | None, list[Diagnostic]]:
         from synthc.sqlcheck import check_expressions
 
         diags = check_expressions(plan, smap)
+        if not diags:
+            _remember(text, plan)
     return plan, _rank(diags)
 
 

@@ -6,13 +6,9 @@ syntax error becomes a diagnostic at the expression, with Polars' own first line
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import xxhash
 
 from runtime import plan as ir
 from synthc.diagnostics import Diagnostic, SpecPath
@@ -33,52 +29,20 @@ def check_expressions(plan: ir.Plan, smap: SourceMap, cache_dir: Path | None = N
     has_filter = any(isinstance(s, ir.Filter) for s in plan.steps)
     if not has_filter and not any(isinstance(c, ir.ExpressionColumn) for c in plan.columns):
         return []
-    cache = _VerdictCache(cache_dir or Path(os.environ.get("SYNTHC_CACHE_DIR", ".synthc")) / "checks", plan)
-    cached = cache.get()
-    if cached is not None:
-        return [Diagnostic(code, message, smap.span(path), path, hint) for code, message, path, hint in cached]
+    from synthc.diskcache import JsonCache, cache_root, module_identity
+
+    cache = JsonCache(cache_dir or cache_root() / "checks")
+    relevant = {"columns": ir.to_data(plan.columns), "order": plan.column_order, "steps": ir.to_data(plan.steps)}
+    key = f"polars={module_identity('polars')};format={_CACHE_FORMAT};" + ir.canonical_json(relevant)
+    cached = cache.get(key)
+    if isinstance(cached, list):
+        try:
+            return [Diagnostic(str(c), str(m), smap.span(tuple(p)), tuple(p), h) for c, m, p, h in cached]
+        except (TypeError, ValueError, AssertionError):
+            pass  # a corrupt entry is a miss
     diags = _check(plan, smap)
-    cache.put([(d.code, d.message, d.path, d.hint) for d in diags])
+    cache.put(key, [[d.code, d.message, list(d.path), d.hint] for d in diags])
     return diags
-
-
-_Verdict = list[tuple[str, str, SpecPath, str | None]]
-
-
-class _VerdictCache:
-    def __init__(self, directory: Path, plan: ir.Plan) -> None:
-        relevant = {"columns": ir.to_data(plan.columns), "order": plan.column_order, "steps": ir.to_data(plan.steps)}
-        key = f"polars={_polars_identity()};format={_CACHE_FORMAT};" + ir.canonical_json(relevant)
-        self.path = directory / f"{xxhash.xxh3_128_hexdigest(key.encode())}.json"
-
-    def get(self) -> _Verdict | None:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return [(str(c), str(m), tuple(p), None if h is None else str(h)) for c, m, p, h in data]
-        except (OSError, ValueError, TypeError):
-            return None
-
-    def put(self, verdict: _Verdict) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps([[c, m, list(p), h] for c, m, p, h in verdict]), encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a read-only place just means no cache
-
-
-def _polars_identity() -> str:
-    """Which Polars is installed, without importing it (importlib.metadata costs ~20 ms):
-    its package file's path, size and mtime change with every install."""
-    from importlib.util import find_spec
-
-    spec = find_spec("polars")
-    origin = spec.origin if spec else None
-    if not origin:
-        return "missing"
-    stat = os.stat(origin)
-    return f"{origin}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _check(plan: ir.Plan, smap: SourceMap) -> list[Diagnostic]:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from synthc.compiler import check_source
 
 SPEC = """synthc: 1
@@ -56,3 +58,40 @@ def test_corrupt_cache_entry_is_a_miss(tmp_path: Path) -> None:
     entry.write_text("{not json")
     assert check_expressions(plan, smap, cache) == []
     assert entry.read_text().startswith("[")
+
+
+PLAN_PROBE = """
+import sys
+from synthc.compiler import compile_path
+plan = compile_path(sys.argv[1])
+print(plan.rows, sorted(m for m in ('yaml', 'jsonschema', 'polars', 'jinja2') if m in sys.modules))
+"""
+
+
+def test_second_compile_comes_from_the_plan_cache(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC.replace("columns:", "rows: 7\ncolumns:"))
+    env = {"SYNTHC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    runs = [
+        subprocess.run([sys.executable, "-c", PLAN_PROBE, str(spec)], capture_output=True, text=True, env=env, check=True)
+        for _ in range(2)
+    ]
+    assert runs[0].stdout.strip() == "7 ['jsonschema', 'polars', 'yaml']"
+    assert runs[1].stdout.strip() == "7 []"
+
+
+def test_plan_cache_misses_on_any_change_and_never_stores_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthc.compiler import compile_source
+    from synthc.errors import SpecError
+
+    monkeypatch.setenv("SYNTHC_CACHE_DIR", str(tmp_path))
+    first = compile_source(SPEC)
+    assert compile_source(SPEC) == first
+    assert compile_source(SPEC.replace("max: 3", "max: 4")).column("qty") != first.column("qty")
+    bad = SPEC.replace("max: 3", "max: 0")
+    for _ in range(2):
+        with pytest.raises(SpecError):
+            compile_source(bad)
+    for entry in (tmp_path / "plans").iterdir():
+        entry.write_text('"not a plan"')
+    assert compile_source(SPEC) == first  # a corrupt entry is a miss, then rewritten
