@@ -16,12 +16,12 @@ from typing import Any
 
 import polars as pl
 
+from runtime.defaults import DEFAULT_CHUNK_ROWS
 from runtime.errors import ExecutionError, OutputError
 from runtime.plan import Column, OutputFormat, Plan, plan_hash
 from runtime.steps import apply_steps, hidden_columns, shuffle_key_names
 from runtime.writers import WriteResult, format_for_path, write
 
-DEFAULT_CHUNK_ROWS = 65_536
 Progress = Callable[[int], None]
 
 

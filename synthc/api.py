@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
 
+from runtime.defaults import DEFAULT_CHUNK_ROWS
 from runtime.plan import Plan
 from synthc.diagnostics import Diagnostic
 from synthc.errors import UsageError
@@ -52,7 +53,7 @@ __all__ = [
 SpecInput: TypeAlias = "str | os.PathLike[str]"
 PlanInput: TypeAlias = "str | os.PathLike[str] | Plan"
 
-DEFAULT_CHUNK_ROWS: Final = 65_536
+
 MAX_ROWS: Final = 2_000_000_000
 MAX_SEED: Final = 2**63 - 1
 _FORMATS: Final[dict[str, OutputFormat]] = {"parquet": "parquet", "csv": "csv", "json": "json", "jsonl": "jsonl"}

@@ -7,11 +7,8 @@ shows a traceback; only a bug in synthc does.
 
 Start-up cost matters because editors and pre-commit hooks run ``synthc check`` on
 every save. Nothing heavy is imported at module import: polars, rich and the compiler
-load in the command that needs them, and the typer app is built on first use. Typer
-coerces every argument through pydantic (~150 ms with typer itself), so the plain form
-of ``check`` (``check [--format text|json] SPEC...``) is parsed here directly; anything
-else (``--help``, unusual flags, other commands) goes through typer, whose declaration
-in :func:`build_app` stays the single source of every command's options and help.
+load in the command that needs them, and the typer app is built on first use.
+(typer is pinned below 0.29, which coerces every argument through pydantic: +0.2 s.)
 """
 
 import enum
@@ -23,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+from runtime.defaults import DEFAULT_CHUNK_ROWS
 from synthc import console
 
 if TYPE_CHECKING:
@@ -37,8 +35,6 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-DEFAULT_CHUNK_ROWS = 65_536  # equals synthc.api.DEFAULT_CHUNK_ROWS (not imported: start-up)
 
 
 class CheckFormat(enum.StrEnum):
@@ -85,30 +81,6 @@ def _spec_files(paths: Sequence[Path]) -> list[Path]:
         else:
             files.append(path)
     return files
-
-
-def _fast_check_args(args: Sequence[str]) -> tuple[list[Path], str] | None:
-    """``(specs, format)`` when ``args`` is ``check`` in its plain form, else None
-    (typer then parses it: help, unknown flags and usage errors are all typer's)."""
-    if not args or args[0] != "check":
-        return None
-    specs: list[Path] = []
-    fmt = CheckFormat.text.value
-    rest = iter(args[1:])
-    for arg in rest:
-        if arg in ("--format", "-f"):
-            value = next(rest, None)
-        elif arg.startswith("--format="):
-            value = arg.partition("=")[2]
-        elif arg.startswith("-"):
-            return None
-        else:
-            specs.append(Path(arg))
-            continue
-        if value not in ("text", "json"):
-            return None
-        fmt = value
-    return (specs, fmt) if specs else None
 
 
 def _read_text(path: str | Path) -> str | None:
@@ -467,9 +439,6 @@ def run(argv: Sequence[str] | None = None) -> int:
     and return the exit code. All output goes to ``sys.stdout`` / ``sys.stderr``."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        fast = _fast_check_args(args)
-        if fast is not None:
-            return check_specs(*fast)
         return _run_typer(args)
     except BaseException as exc:  # the one place errors become exit codes
         return _report(exc)

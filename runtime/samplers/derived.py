@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import polars as pl
 
 from runtime.plan import ExpressionColumn, TemplateColumn
 from runtime.samplers.base import Chunk, SampleError
-from runtime.templates import environment
+
+if TYPE_CHECKING:  # Jinja is imported only by specs with template columns
+    import jinja2
 
 
 def sample_expression(col: ExpressionColumn, chunk: Chunk) -> pl.Series:
@@ -31,6 +32,8 @@ def sample_expression(col: ExpressionColumn, chunk: Chunk) -> pl.Series:
 
 @lru_cache(maxsize=256)
 def _compiled(source: str) -> jinja2.Template:
+    from runtime.templates import environment
+
     return environment().from_string(source)
 
 
@@ -40,6 +43,8 @@ def sample_template(col: TemplateColumn, chunk: Chunk) -> pl.Series:
 
     Raises :class:`SampleError` naming the column and the (global) row when rendering
     fails: an undefined name, a type error, a sandbox violation."""
+    import jinja2
+
     try:
         template = _compiled(col.template)
     except jinja2.TemplateSyntaxError as exc:
