@@ -22,7 +22,7 @@ formatting), so dumps can be diffed and golden-tested. Layout::
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import assert_never
 
 from runtime.plan import (
@@ -51,8 +51,7 @@ from runtime.plan import (
     UUIDColumn,
     plan_hash,
 )
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from synthc.timeparse import format_us
 
 
 def render_plan(plan: Plan) -> str:
@@ -64,7 +63,7 @@ def render_plan(plan: Plan) -> str:
             ("spec", plan.spec_hash or "-"),
             ("seed", str(plan.seed)),
             ("rows", str(plan.rows)),
-            ("as_of", format_instant(plan.as_of)),
+            ("as_of", format_us(plan.as_of)),
             ("engine", f"{plan.engine} (plan format {plan.format})"),
         ]
         + ([("vars", plan.vars)] if plan.vars != "{}" else [])
@@ -116,12 +115,12 @@ def column_text(col: Column) -> str:
             else:
                 text = f"category given {col.given}: {choices}  <- {col.given}"
         case TimeColumn():
-            fmt = format_instant if col.dtype == "datetime" else format_day
+            fmt = format_us if col.dtype == "datetime" else format_day
             text = f"{col.dtype} {fmt(col.start)} .. {fmt(col.end)}"
         case PersonColumn():
             text = f"person {col.field} locale={col.locale} group={col.group}"
         case ExpressionColumn():
-            text = f"expression {col.expr}" + _inputs(col.inputs)
+            text = f"expression {' '.join(col.expr.split())}" + _inputs(col.inputs)
         case TemplateColumn():
             text = f"template {json.dumps(col.template, ensure_ascii=False)}" + _inputs(col.inputs)
         case _:
@@ -142,7 +141,8 @@ def dist_text(dist: Dist) -> str:
 
 def choice_text(choice: Choice) -> str:
     """``a 0.5, b 0.5``, prefixed with ``WHEN ->`` for a conditional category."""
-    pairs = ", ".join(f"{scalar(v)} {number(w)}" for v, w in zip(choice.values, choice.weights, strict=True))
+    # 6 significant digits: normalizing 0.7/0.2/0.1 gives 0.7000000000000001 and the like
+    pairs = ", ".join(f"{scalar(v)} {w:.6g}" for v, w in zip(choice.values, choice.weights, strict=True))
     return pairs if choice.when is None else f"{scalar(choice.when)} -> {pairs}"
 
 
@@ -150,7 +150,7 @@ def step_text(step: Step) -> str:
     """A step's argument as the user would write it."""
     match step:
         case Filter():
-            return step.expr
+            return " ".join(step.expr.split())
         case Dedupe() | Drop() | Select():
             return ", ".join(step.columns)
         case Rename():
@@ -180,12 +180,6 @@ def scalar(value: Scalar) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return number(value)
-
-
-def format_instant(micros: int) -> str:
-    """Microseconds since the epoch as RFC 3339 UTC (``...Z``; fraction only if any)."""
-    moment = _EPOCH + timedelta(microseconds=micros)
-    return moment.replace(tzinfo=None).isoformat(timespec="auto") + "Z"
 
 
 def format_day(days: int) -> str:

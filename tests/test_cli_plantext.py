@@ -26,7 +26,8 @@ from runtime.plan import (
     plan_hash,
     plan_to_json,
 )
-from synthc.plantext import format_day, format_instant, number, render_plan, scalar
+from synthc.plantext import format_day, number, render_plan, scalar
+from synthc.timeparse import format_us as format_instant
 
 AS_OF = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z in microseconds
 
