@@ -157,7 +157,7 @@ def run_spec(
             )
             target = "stdout"
         else:
-            target = out or _spec_output(compiled)
+            target = out or _spec_output(compiled, spec)
             fmt = fmt or (compiled.output.format if compiled.output else None)
             written = api.write(compiled, target, format=fmt, chunk_rows=chunk_rows, progress=advance).rows
     if not quiet:
@@ -167,10 +167,12 @@ def run_spec(
     return EXIT_OK
 
 
-def _spec_output(compiled: "Plan") -> str:
+def _spec_output(compiled: "Plan", spec: Path) -> str:
+    """The spec's ``output.path``, relative to the spec file (like every path in a spec),
+    so the same command writes to the same place from any working directory."""
     if compiled.output is None:
         raise _usage("no output path: pass --out PATH (or `--out -` for stdout), or set output.path in the spec")
-    return compiled.output.path
+    return str(spec.parent / Path(compiled.output.path).expanduser())
 
 
 @contextmanager

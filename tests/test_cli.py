@@ -268,7 +268,7 @@ def test_run_format_flag_overrides_the_extension(capsys: pytest.CaptureFixture[s
     assert len(rows) == 40
 
 
-def test_run_uses_the_spec_output_path_relative_to_the_working_directory(
+def test_run_uses_the_spec_output_path_relative_to_the_spec_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = tmp_path / "spec.yaml"
@@ -278,7 +278,8 @@ def test_run_uses_the_spec_output_path_relative_to_the_working_directory(
     monkeypatch.chdir(work)
     code, _, err = cli(capsys, "run", spec)
     assert code == 0
-    assert len((work / "from_spec.jsonl").read_text().splitlines()) == 40
+    assert len((tmp_path / "from_spec.jsonl").read_text().splitlines()) == 40
+    assert not list(work.iterdir())
     assert "from_spec.jsonl" in err
 
 
