@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -12,21 +13,28 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 EIGHT_COLUMNS = ROOT / "benchmarks" / "specs" / "eight_columns.yaml"
 ENV_NOTE = (
-    "children run with PYTHONDONTWRITEBYTECODE removed from their environment "
-    "(bytecode caching on, the default for Python users); one unmeasured warm-up run first"
+    "every measured command is its own process, timed from start to exit (interpreter start "
+    "and imports included); children run with PYTHONDONTWRITEBYTECODE removed from their "
+    "environment (bytecode caching on, the default for Python users), import synthc from "
+    "this checkout, and get an explicit SYNTHC_CACHE_DIR; one unmeasured warm-up run first"
 )
 
 
-def child_env() -> dict[str, str]:
-    """The environment for measured children: ours without PYTHONDONTWRITEBYTECODE."""
+def child_env(cache_dir: Path | None = None) -> dict[str, str]:
+    """The environment for measured children: ours without PYTHONDONTWRITEBYTECODE, with
+    this checkout first on PYTHONPATH and, when given, SYNTHC_CACHE_DIR set."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    if cache_dir is not None:
+        env["SYNTHC_CACHE_DIR"] = str(cache_dir)
     return env
 
 
@@ -45,14 +53,16 @@ class Measured:
     stdout: str
 
 
-def measure(argv: Sequence[str]) -> Measured:
+def measure(argv: Sequence[str], cache_dir: Path | None = None) -> Measured:
     """Run one child; its wall time (process start included) and peak RSS.
 
     The child is reaped with ``os.wait4`` so the resource usage is its own, not an
     aggregate over every child this process ever had."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), env=child_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(
+            list(argv), env=child_env(cache_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=err
+        )
         assert proc.stdout is not None
         stdout = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
@@ -64,15 +74,46 @@ def measure(argv: Sequence[str]) -> Measured:
     return Measured(wall, int(usage.ru_maxrss), stdout.decode())
 
 
+def fresh_dir(parent: Path, prefix: str) -> Path:
+    """A new, empty directory under ``parent`` (a cold plan cache)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def machine() -> dict[str, str | int | None]:
+def _command_output(argv: Sequence[str]) -> str:
+    try:
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, cwd=ROOT, check=False
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, object]:
+    """Facts about the machine and the code that was measured."""
+    lscpu = _command_output(["lscpu"]).splitlines()[:10]
     return {
+        "nproc": _command_output(["nproc"]),
+        "lscpu_head": lscpu,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpus": os.cpu_count(),
+        "packages": {name: _version(name) for name in ("polars", "numpy", "typer", "faker", "mimesis")},
+        "git_commit": _command_output(["git", "rev-parse", "--short", "HEAD"]),
+        "git_dirty": _command_output(["git", "status", "--short", "--untracked-files=no"]).splitlines(),
     }
 
 
@@ -90,3 +131,11 @@ def save(name: str, data: dict[str, object], markdown: str) -> Path:
     path = OUT / f"{name}.md"
     path.write_text(markdown + "\n", encoding="utf-8")
     return path
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

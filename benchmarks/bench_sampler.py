@@ -1,16 +1,22 @@
-"""Throughput of `synthc run` against a plain Faker loop and a plain Mimesis loop.
+"""Throughput of `synthc run` (plan cache cold and warm) against Faker and Mimesis.
 
-All three produce the same 8 columns (uuid, uniform int, normal float, weighted category,
-datetime, bool, first name, email) and write Parquet; each is timed as a separate
-process, start-up and imports included, and the medians over --repeat runs are compared.
+All produce the same 8 columns (uuid, uniform int, normal float, weighted category,
+datetime, bool, first name, email) and write Parquet; each run is a separate process,
+timed from start to exit, and the medians over --repeat interleaved repetitions are
+compared.
+
+- synthc COLD: a fresh, empty SYNTHC_CACHE_DIR for every run, so the spec is compiled
+  from scratch (YAML, JSON Schema, resolving, lowering) before the rows are generated.
+- synthc WARM: the plan cache already holds the spec's plan (filled by the warm-up run),
+  which is what every run but the first of an unchanged spec sees.
+- Faker and Mimesis: plain per-row Python loops (one call per cell), then Polars'
+  write_parquet. By default they generate --baseline-rows rows and their time for --rows
+  rows is their measured wall time plus the remaining rows at their measured per-row cost
+  (process start counted once); the output says so. --baseline-rows equal to --rows
+  measures them in full.
 
     uv run python benchmarks/bench_sampler.py                      # the issue's figure
     uv run python benchmarks/bench_sampler.py --rows 100000 --repeat 1 --baseline-rows 5000   # smoke
-
-Faker and Mimesis are slow enough that by default they generate --baseline-rows rows and
-their time for --rows rows is extrapolated from their measured per-row cost (start-up is
-counted once); the output says so. Pass --baseline-rows equal to --rows to measure them
-in full.
 """
 
 from __future__ import annotations
@@ -21,10 +27,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import EIGHT_COLUMNS, ENV_NOTE, machine, measure, median, save, synthc_command, table
+from _common import (
+    EIGHT_COLUMNS,
+    ENV_NOTE,
+    fresh_dir,
+    machine,
+    measure,
+    median,
+    remove,
+    save,
+    shown,
+    synthc_command,
+    table,
+)
+
+TARGET_ROWS_PER_S = 1_000_000
 
 TIERS = ["free", "pro", "enterprise"]
 TIER_WEIGHTS = [0.6, 0.3, 0.1]
@@ -94,20 +115,107 @@ def run_baseline(name: str, rows: int, target_rows: int, tmp: Path) -> dict[str,
     out = tmp / f"{name}.parquet"
     m = measure([sys.executable, __file__, "--baseline", name, "--rows", str(rows), "--out", str(out)])
     inner = float(json.loads(m.stdout)["seconds"])
-    extrapolated = m.wall_s + (target_rows - rows) * (inner / rows)
-    return {"wall_s": m.wall_s, "inner_s": inner, "wall_at_target_s": extrapolated}
+    at_target = m.wall_s + (target_rows - rows) * (inner / rows)
+    return {"wall_s": m.wall_s, "inner_s": inner, "wall_at_target_s": at_target}
 
 
-def baseline_note(skipped: bool, baseline_rows: int, rows: int) -> str:
-    if skipped:
-        return "- Faker and Mimesis skipped (--skip-baselines)"
-    note = "- Faker/Mimesis: plain per-row loops, then Polars write_parquet"
-    if baseline_rows < rows:
-        note += (
-            f"; they generated {baseline_rows:,} rows and their time for {rows:,} rows is "
-            "their measured wall time plus the remaining rows at their measured per-row cost"
-        )
-    return note
+def measure_throughput(
+    rows: int = 1_000_000, repeat: int = 5, baseline_rows: int = 100_000, skip_baselines: bool = False
+) -> dict[str, Any]:
+    """Interleaved repetitions of synthc cold, synthc warm, Faker and Mimesis; raw runs
+    and medians (seconds for ``rows`` rows, rows/s)."""
+    baseline_rows = min(baseline_rows, rows)
+    names = [] if skip_baselines else sorted(BASELINES)
+    runs: dict[str, list[dict[str, float]]] = {"synthc cold": [], "synthc warm": [], **{n: [] for n in names}}
+    cmd = [*synthc_command(), "run", str(EIGHT_COLUMNS), "--rows", str(rows), "--quiet"]
+    with tempfile.TemporaryDirectory(prefix="synthc-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        warm_cache = tmp / "warm-cache"
+        out = str(tmp / "synthc.parquet")
+        # warm-up: fills the plan cache, the bytecode caches and the page cache
+        measure([*cmd, "--out", out], cache_dir=warm_cache)
+        for name in names:
+            run_baseline(name, min(baseline_rows, 1000), rows, tmp)  # warm-up
+        for _ in range(repeat):  # interleaved, so drift in machine load hits all alike
+            cold_cache = fresh_dir(tmp, "cold-cache-")
+            m = measure([*cmd, "--out", out], cache_dir=cold_cache)
+            remove(cold_cache)
+            runs["synthc cold"].append({"wall_s": m.wall_s, "wall_at_target_s": m.wall_s})
+            m = measure([*cmd, "--out", out], cache_dir=warm_cache)
+            runs["synthc warm"].append({"wall_s": m.wall_s, "wall_at_target_s": m.wall_s})
+            for name in names:
+                runs[name].append(run_baseline(name, baseline_rows, rows, tmp))
+    medians = {name: median([r["wall_at_target_s"] for r in rs]) for name, rs in runs.items()}
+    measured_rate = {
+        name: median([(rows if name.startswith("synthc") else baseline_rows) / r["wall_s"] for r in rs])
+        for name, rs in runs.items()
+    }
+    return {
+        "rows": rows,
+        "repeat": repeat,
+        "baseline_rows": baseline_rows,
+        "median_wall_s": medians,
+        "rows_per_s": {name: rows / s for name, s in medians.items()},
+        "measured_rows_per_s": measured_rate,
+        "runs": runs,
+    }
+
+
+def throughput_markdown(data: dict[str, Any], level: str = "##") -> str:
+    rows, baseline_rows, repeat = data["rows"], data["baseline_rows"], data["repeat"]
+    rate: dict[str, float] = data["rows_per_s"]
+    medians: dict[str, float] = data["median_wall_s"]
+    baselines = [n for n in rate if not n.startswith("synthc")]
+    scaled = baseline_rows < rows
+    main_rows = []
+    for name in rate:
+        if name.startswith("synthc") or not scaled:
+            how = f"measured at {rows:,} rows"
+        else:
+            how = (
+                f"measured at {baseline_rows:,} rows ({data['measured_rows_per_s'][name]:,.0f} rows/s "
+                f"there), scaled to {rows:,}"
+            )
+        main_rows.append([name, f"{medians[name]:.2f}", f"{rate[name]:,.0f}", how])
+    ratio_rows = [
+        [f"{s} / {b}", f"{rate[s] / rate[b]:.1f}×"] for s in ("synthc warm", "synthc cold") for b in baselines
+    ]
+    ratio_rows.append(["synthc warm / synthc cold", f"{rate['synthc warm'] / rate['synthc cold']:.2f}×"])
+    met = {s: "met" if rate[s] >= TARGET_ROWS_PER_S else "NOT met" for s in ("synthc warm", "synthc cold")}
+    notes = [
+        f"- median of {repeat} interleaved repetitions; rows/s = {rows:,} / median wall seconds",
+        "- COLD: a fresh, empty SYNTHC_CACHE_DIR for every repetition (the spec is compiled from "
+        "scratch: YAML, JSON Schema, resolve, lower); WARM: the plan cache holds the spec's plan",
+        f"- target ≥ {TARGET_ROWS_PER_S:,} rows/s end to end: warm {met['synthc warm']}, "
+        f"cold {met['synthc cold']}"
+        + (
+            ""
+            if rows == 1_000_000
+            else " (the target is defined at 1,000,000 rows; this run used another size)"
+        ),
+    ]
+    if baselines:
+        note = "- Faker/Mimesis: plain per-row Python loops (one call per cell), then Polars write_parquet"
+        if scaled:
+            note += (
+                f"; **measured on {baseline_rows:,} rows and scaled** to {rows:,}: their wall time "
+                "plus the remaining rows at their measured per-row cost (process start counted once)"
+            )
+        notes.append(note)
+    else:
+        notes.append("- Faker and Mimesis skipped (--skip-baselines)")
+    notes.append(f"- {ENV_NOTE}")
+    return "\n".join(
+        [
+            f"{level} `synthc run` vs Faker vs Mimesis: 8 columns, {rows:,} rows to Parquet",
+            "",
+            table(["generator", f"median wall s ({rows:,} rows)", "rows/s", "how"], main_rows),
+            "",
+            table(["ratio (rows/s)", "value"], ratio_rows),
+            "",
+            *notes,
+        ]
+    )
 
 
 def main() -> None:
@@ -131,63 +239,11 @@ def main() -> None:
         print(json.dumps({"seconds": BASELINES[args.baseline](args.rows, args.out)}))
         return
 
-    baseline_rows = min(args.baseline_rows, args.rows)
-    runs: dict[str, list[dict[str, float]]] = {"synthc": []}
-    with tempfile.TemporaryDirectory(prefix="synthc-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        cmd = [*synthc_command(), "run", str(EIGHT_COLUMNS), "--rows", str(args.rows), "--quiet"]
-        measure([*cmd, "--out", str(tmp / "warmup.parquet")])  # warm-up: bytecode caches, page cache
-        names = [] if args.skip_baselines else sorted(BASELINES)
-        for name in names:
-            runs[name] = []
-            run_baseline(name, min(baseline_rows, 1000), args.rows, tmp)  # warm-up
-        for i in range(args.repeat):  # interleaved, so drift in machine load hits all alike
-            m = measure([*cmd, "--out", str(tmp / f"synthc-{i}.parquet")])
-            runs["synthc"].append({"wall_s": m.wall_s, "wall_at_target_s": m.wall_s})
-            for name in names:
-                runs[name].append(run_baseline(name, baseline_rows, args.rows, tmp))
-
-    medians = {name: median([r["wall_at_target_s"] for r in rs]) for name, rs in runs.items()}
-    rate = {name: args.rows / s for name, s in medians.items()}
-    rows_table = []
-    for name in runs:
-        how = (
-            "measured"
-            if name == "synthc" or baseline_rows == args.rows
-            else f"extrapolated from {baseline_rows:,} rows"
-        )
-        ratio = "1.0" if name == "synthc" else f"{rate['synthc'] / rate[name]:.1f}× slower than synthc"
-        rows_table.append([name, f"{args.rows:,}", f"{medians[name]:.2f}", f"{rate[name]:,.0f}", how, ratio])
-    md = "\n".join(
-        [
-            f"## synthc run vs Faker vs Mimesis: 8 columns, {args.rows:,} rows to Parquet",
-            "",
-            table(["generator", "rows", "median wall s", "rows/s", "how", "ratio"], rows_table),
-            "",
-            f"- median of {args.repeat} runs each; wall time of a separate process, start-up and imports included",
-            f"- target ≥ 1,000,000 rows/s for synthc: {'met' if rate['synthc'] >= 1_000_000 else 'NOT met'}"
-            + (
-                ""
-                if args.rows == 1_000_000
-                else " (the target is defined at 1,000,000 rows; this run used fewer)"
-            ),
-            baseline_note(args.skip_baselines, baseline_rows, args.rows),
-            f"- {ENV_NOTE}",
-        ]
-    )
-    data = {
-        "rows": args.rows,
-        "repeat": args.repeat,
-        "baseline_rows": baseline_rows,
-        "median_wall_s": medians,
-        "rows_per_s": rate,
-        "ratios": {f"synthc/{n}": rate["synthc"] / rate[n] for n in runs if n != "synthc"},
-        "runs": runs,
-        "machine": machine(),
-    }
-    path = save("sampler", data, md)
+    data = measure_throughput(args.rows, args.repeat, args.baseline_rows, args.skip_baselines)
+    md = throughput_markdown(data)
+    path = save("sampler", {**data, "machine": machine()}, md)
     print(md)
-    print(f"\nwritten to {path.relative_to(path.parent.parent.parent)} (and .json)")
+    print(f"\nwritten to {shown(path)} (and .json)")
 
 
 if __name__ == "__main__":

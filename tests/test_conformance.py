@@ -138,3 +138,79 @@ def test_output_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert str(out) in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+# --------------------------------------------------------------------------- the documents
+
+DOCUMENTS = [SPECS / "README.md", SPECS.parent / "README.md"]
+CONSOLE_BLOCK = re.compile(r"^```console\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def console_sessions(doc: Path) -> Iterator[tuple[str, str]]:
+    """``(command, output)`` for every ``$ synthc ...`` line in the document's console
+    blocks whose output is fully determined by the repository (`check`, `plan`, and
+    `run` to stdout); not `run` to a file (it reports timings) or `preview`."""
+    for block in CONSOLE_BLOCK.findall(doc.read_text(encoding="utf-8")):
+        command: str | None = None
+        output: list[str] = []
+        for line in [*block.splitlines(), "$ "]:
+            if line.startswith("$ "):
+                if command is not None:
+                    args = command.split()
+                    if args[1] in ("check", "plan") or (args[1] == "run" and "-" in args):
+                        yield command, "\n".join(output)
+                command, output = line[2:].strip(), []
+            else:
+                output.append(line)
+
+
+SESSIONS = [
+    pytest.param(doc, command, output, id=f"{doc.parent.name}/{doc.name}: {command}")
+    for doc in DOCUMENTS
+    for command, output in console_sessions(doc)
+]
+
+
+def test_the_documents_show_commands() -> None:
+    assert len(SESSIONS) >= 30
+
+
+@pytest.mark.parametrize(("doc", "command", "output"), SESSIONS)
+def test_documented_command_prints_what_the_document_shows(
+    doc: Path, command: str, output: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    from synthc.cli import run
+
+    monkeypatch.chdir(SPECS.parent)
+    args = shlex.split(command)
+    assert args[0] == "synthc"
+    run(args[1:])
+    printed = capsys.readouterr().out
+    assert printed.rstrip("\n") == output.rstrip("\n"), f"{doc.name}: `{command}` prints:\n{printed}"
+
+
+def test_weighted_category_keys_keep_the_types_the_reference_promises() -> None:
+    import polars as pl
+
+    import synthc
+
+    spec = """
+synthc: 1
+rows: 200
+columns:
+  plan: {type: category, values: {free: 0.5, team: 0.5}}
+  stars: {type: category, values: {1: 0.05, 2: 0.05, 3: 0.2, 4: 0.3, 5: 0.4}}
+  grade: {type: category, values: {"1": 0.5, "2": 0.5}}
+  ratio: {type: category, values: {1.5: 1, 2.5: 1}}
+  flag: {type: category, values: {true: 0.9, false: 0.1}}
+  seats: {type: category, given: plan, values: {free: {1: 1}, team: {5: 0.5, 10: 0.5}}}
+"""
+    df = synthc.generate(spec)
+    assert df.schema["stars"] == pl.Int64 and set(df["stars"]) <= {1, 2, 3, 4, 5}
+    assert df.schema["grade"] == pl.String and set(df["grade"]) <= {"1", "2"}
+    assert df.schema["ratio"] == pl.Float64 and df.schema["flag"] == pl.Boolean
+    assert df.schema["seats"] == pl.Int64
+    for plan, seats in df.select("plan", "seats").iter_rows():
+        assert seats in ({1} if plan == "free" else {5, 10})
