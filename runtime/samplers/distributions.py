@@ -1,6 +1,8 @@
 """Uniform -> distribution transforms. synthc owns these (no ``np.random``, no SciPy),
-so a NumPy upgrade cannot change data; changing one here means bumping
-``runtime.plan.ENGINE_VERSION``.
+and every logarithm, exponential, power and cosine goes through :mod:`runtime.fmath`
+(never NumPy's or the C library's, whose last bits vary by machine and release), so
+neither a NumPy upgrade nor another CPU can change data; changing one here means
+bumping ``runtime.plan.ENGINE_VERSION``.
 
 Each function takes a :class:`Stream` (one column's draws over one chunk) and returns
 float64 values, one per row. A row's value depends only on that row's draws at fixed
@@ -14,9 +16,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from runtime import fmath
 from runtime.samplers.base import F64, I64, Stream
 
-_TWO_PI = 2.0 * math.pi
 # Marsaglia-Tsang candidates per row, and the draw-index layout of one gamma variate.
 GAMMA_CANDIDATES = 8
 _GAMMA_DRAWS_PER_CANDIDATE = 3
@@ -42,19 +44,19 @@ def normal(s: Stream, draw: int = 0, rows: I64 | None = None) -> F64:
         u1, u2 = s.uniform(draw), s.uniform(draw + 1)
     else:
         u1, u2 = s.uniform_at(draw, rows), s.uniform_at(draw + 1, rows)
-    out: F64 = np.sqrt(-2.0 * np.log(u1)) * np.cos(_TWO_PI * u2)
+    out: F64 = np.sqrt(-2.0 * fmath.log(u1)) * fmath.cos_turns(u2)
     return out
 
 
 def lognormal(s: Stream, mu: float, sigma: float) -> F64:
     """``exp(mu + sigma * Z)`` with Z from :func:`normal` (draws 0, 1)."""
-    out: F64 = np.exp(mu + sigma * normal(s))
+    out: F64 = fmath.exp(mu + sigma * normal(s))
     return out
 
 
 def exponential(s: Stream, scale: float) -> F64:
     """Inverse CDF: ``-scale * ln(u)`` (draw 0)."""
-    out: F64 = -scale * np.log(s.uniform(0))
+    out: F64 = -scale * fmath.log(s.uniform(0))
     return out
 
 
@@ -81,10 +83,11 @@ def gamma(s: Stream, shape: float, base: int = 0) -> F64:
         draw = base + _GAMMA_DRAWS_PER_CANDIDATE * k
         x = normal(s, draw, pending)
         u = s.uniform_at(draw + 2, pending)
-        v = (1.0 + c * x) ** 3
+        v = 1.0 + c * x
+        v = v * v * v
         positive = v > 0
-        log_v = np.log(np.where(positive, v, 1.0))
-        accepted = positive & (np.log(u) < 0.5 * x * x + d - d * v + d * log_v)
+        log_v = fmath.log(np.where(positive, v, 1.0))
+        accepted = positive & (fmath.log(u) < 0.5 * x * x + d - d * v + d * log_v)
         proposal = np.where(positive, d * v, d)
         if first_proposal is None:
             first_proposal = proposal
@@ -93,7 +96,7 @@ def gamma(s: Stream, shape: float, base: int = 0) -> F64:
     if pending.size and first_proposal is not None:
         out[pending] = first_proposal[pending]
     if boost:
-        out *= s.uniform(base + _GAMMA_DRAWS_PER_CANDIDATE * GAMMA_CANDIDATES) ** (1.0 / shape)
+        out *= fmath.power(s.uniform(base + _GAMMA_DRAWS_PER_CANDIDATE * GAMMA_CANDIDATES), 1.0 / shape)
     return out
 
 
@@ -115,6 +118,14 @@ def beta(s: Stream, a: float, b: float) -> F64:
 # --------------------------------------------------------------------------- discrete
 
 
+def _log(x: float) -> float:
+    return float(fmath.log(x))
+
+
+def _lgamma(m: float) -> float:
+    return float(fmath.lgamma_int(m))
+
+
 def _invert(table: tuple[int, F64], u: F64) -> F64:
     """Smallest k in the table's window with CDF(k) >= u (clipped to the window)."""
     low, cdf = table
@@ -124,14 +135,7 @@ def _invert(table: tuple[int, F64], u: F64) -> F64:
 
 
 def _table(low: int, log_pmf: F64) -> tuple[int, F64]:
-    return low, np.cumsum(np.exp(log_pmf))
-
-
-_lgamma = np.frompyfunc(math.lgamma, 1, 1)
-
-
-def _lgammas(values: F64) -> F64:
-    return np.asarray(_lgamma(values), dtype=np.float64)
+    return low, np.cumsum(fmath.exp(log_pmf))
 
 
 @lru_cache(maxsize=64)
@@ -140,7 +144,7 @@ def _poisson_table(lam: float) -> tuple[int, F64]:
     low = max(0, math.floor(lam - spread - 15))
     high = math.ceil(lam + spread + 30)
     k = np.arange(low, high + 1, dtype=np.float64)
-    return _table(low, k * math.log(lam) - lam - _lgammas(k + 1.0))
+    return _table(low, k * _log(lam) - lam - fmath.lgamma_int(k + 1.0))
 
 
 def poisson(s: Stream, lam: float) -> F64:
@@ -161,8 +165,8 @@ def _binomial_table(n: int, p: float) -> tuple[int, F64]:
     low = max(0, math.floor(mean - _TABLE_SIGMAS * sd - 15))
     high = min(n, math.ceil(mean + _TABLE_SIGMAS * sd + 15))
     k = np.arange(low, high + 1, dtype=np.float64)
-    log_choose = math.lgamma(n + 1.0) - _lgammas(k + 1.0) - _lgammas(n - k + 1.0)
-    return _table(low, log_choose + k * math.log(p) + (n - k) * math.log1p(-p))
+    log_choose = _lgamma(n + 1.0) - fmath.lgamma_int(k + 1.0) - fmath.lgamma_int(n - k + 1.0)
+    return _table(low, log_choose + k * _log(p) + (n - k) * float(fmath.log1p(-p)))
 
 
 def binomial(s: Stream, n: int, p: float) -> F64:
@@ -184,8 +188,8 @@ def binomial(s: Stream, n: int, p: float) -> F64:
 def _zipf_table(a: float) -> tuple[F64, float]:
     """(CDF over 1..K, zeta(a)); zeta's tail beyond K by the midpoint integral."""
     k = np.arange(1, _ZIPF_TABLE + 1, dtype=np.float64)
-    partial = np.cumsum(k**-a)
-    zeta = float(partial[-1]) + (_ZIPF_TABLE + 0.5) ** (1.0 - a) / (a - 1.0)
+    partial = np.cumsum(fmath.power(k, -a))
+    zeta = float(partial[-1]) + float(fmath.power(_ZIPF_TABLE + 0.5, 1.0 - a)) / (a - 1.0)
     return partial / zeta, zeta
 
 
@@ -198,7 +202,7 @@ def zipf(s: Stream, a: float) -> F64:
     head = np.searchsorted(cdf, u, side="left") + 1.0
     tail_mass = np.maximum((1.0 - u) * zeta * (a - 1.0), np.finfo(np.float64).tiny)
     with np.errstate(over="ignore"):
-        tail = np.ceil(tail_mass ** (-1.0 / (a - 1.0)) - 0.5)
+        tail = np.ceil(fmath.power(tail_mass, -1.0 / (a - 1.0)) - 0.5)
     tail = np.maximum(tail, _ZIPF_TABLE + 1.0)
     out: F64 = np.minimum(np.where(u <= cdf[-1], head, tail), _INT64_LIMIT)
     return out
