@@ -45,6 +45,7 @@ __all__ = [
     "output_format",
     "output_metadata",
     "stream",
+    "stream_format",
     "with_overrides",
     "write",
     "write_stream",
@@ -213,10 +214,22 @@ def output_format(out: str | os.PathLike[str], format: str | None) -> OutputForm
     return found
 
 
-def _unknown_format(message: str) -> UsageError:
+def stream_format(format: str) -> OutputFormat:
+    """The format to stream to a pipe in: ``jsonl`` or ``csv`` (parquet and a JSON array
+    need a file). Raises :class:`UsageError` with an ``unknown-format`` diagnostic."""
+    if format in _STREAM_FORMATS:
+        return _FORMATS[format]
+    hint = "streaming takes jsonl or csv; write parquet or json to a file (--out data.parquet)"
+    raise _unknown_format(f"cannot stream `{format}` to a pipe", hint=hint)
+
+
+_STREAM_FORMATS: Final = ("jsonl", "csv")
+
+
+def _unknown_format(message: str, *, hint: str | None = None) -> UsageError:
     from synthc.diagnostics import render
 
-    hint = f"use one of {', '.join(FORMATS)} (an extension like .parquet, or --format)"
+    hint = hint or f"use one of {', '.join(FORMATS)} (an extension like .parquet, or --format)"
     return UsageError(render(Diagnostic("unknown-format", message, hint=hint)))
 
 
@@ -272,8 +285,7 @@ def write_stream(
     (``format="jsonl"``) or CSV, chunk by chunk; returns the number of rows written."""
     from runtime.writers import write_stream as write_frames
 
-    if format not in ("jsonl", "csv"):
-        raise _unknown_format(f"cannot stream `{format}` to a pipe: use jsonl or csv")
+    fmt = stream_format(format)
     plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed)
     frames = stream(plan, chunk_rows=chunk_rows, progress=progress)
-    return write_frames(frames, out, _FORMATS[format])
+    return write_frames(frames, out, fmt)

@@ -145,8 +145,11 @@ def run_spec(
     ``out="-"``; a progress bar on a terminal and a one-line summary on stderr."""
     from synthc import api
 
-    if out is not None and out != "-":
-        fmt = api.output_format(out, fmt)  # an unknown format is exit 2 before any work
+    # an unknown format is exit 2 before any work
+    if out == "-":
+        fmt = api.stream_format(fmt or "jsonl")
+    elif out is not None:
+        fmt = api.output_format(out, fmt)
     compiled = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
     started = time.perf_counter()
     with _progress(compiled, enabled=not quiet) as advance:

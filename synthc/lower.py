@@ -23,6 +23,7 @@ from synthc.resolve import Graph
 from synthc.timeparse import US_PER_DAY, TimeParseError, absolute_us, instant_us
 
 MAX_ROWS = 2_000_000_000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # Parameters each distribution takes (uniform's bounds are the column's min/max).
 DIST_PARAMS: dict[str, tuple[str, ...]] = {
@@ -122,6 +123,7 @@ def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column |
         case "uuid":
             return ir.UUIDColumn(name, nulls)
         case "sequence":
+            _in_int64(state, name, spec, ("start", "step"))
             fmt = spec.get("format")
             if fmt is not None and not _valid_int_format(str(fmt)):
                 state.error(
@@ -168,9 +170,23 @@ def _finite(state: _Lowering, name: str, spec: Mapping[str, Any], keys: tuple[st
             state.error("bad-value", f"column `{name}`: `{key}` must be a finite number, got {value}", ("columns", name, key))
 
 
+def _in_int64(state: _Lowering, name: str, spec: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    """Bounds of Int64 columns must be Int64 values themselves (the runtime draws in int64)."""
+    for key in keys:
+        value = spec.get(key)
+        if isinstance(value, int | float) and math.isfinite(value) and not INT64_MIN <= value <= INT64_MAX:
+            state.error(
+                "out-of-range",
+                f"column `{name}`: `{key}` must be between {INT64_MIN:,} and {INT64_MAX:,} (a 64-bit integer), got {value}",
+                ("columns", name, key),
+            )
+
+
 def _number(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nulls: float) -> ir.NumberColumn:
     path: SpecPath = ("columns", name)
     _finite(state, name, spec, ("min", "max", *sorted(ALL_PARAMS)))
+    if kind == "int":
+        _in_int64(state, name, spec, ("min", "max"))
     dist = str(spec.get("dist", "uniform"))
     wanted = DIST_PARAMS[dist]
     lo, hi = spec.get("min"), spec.get("max")

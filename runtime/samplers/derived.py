@@ -23,7 +23,9 @@ def sample_expression(col: ExpressionColumn, chunk: Chunk) -> pl.Series:
     try:
         result = frame.select(pl.sql_expr(col.expr).alias(col.name))
     except pl.exceptions.PolarsError as exc:
-        raise SampleError(col.name, f"expression {col.expr!r} failed: {exc}") from exc
+        # Polars appends the plan it ran ("This error occurred in ..."): keep the reason.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SampleError(col.name, f"expression {col.expr!r} failed: {reason}") from exc
     series = result.to_series()
     if series.len() == 1 and chunk.size != 1:
         series = series.extend_constant(series[0], chunk.size - 1)

@@ -24,9 +24,12 @@ def sample_number(col: NumberColumn, chunk: Chunk) -> pl.Series:
     clipped to the integers inside [min, max] and cast to Int64."""
     s = Stream.of(col.name, chunk)
     if col.dtype == "int" and col.dist.dist == "uniform":
-        low, high = int(_bound(col, "min")), int(_bound(col, "max"))
+        # Bounds are floats in the plan: float(2**63 - 1) is 2**63, one past Int64's top.
+        low = max(int(_bound(col, "min")), -(2**63))
+        high = min(int(_bound(col, "max")), 2**63 - 1)
         return pl.Series(col.name, uniform_ints(s.bits(0), low, high), dtype=pl.Int64)
-    values = _draw(col, s)
+    with np.errstate(over="ignore"):  # extreme parameters overflow to ±inf, then clip
+        values = _draw(col, s)
     if col.dtype == "float":
         values = np.clip(values, col.min, col.max) if _clips(col) else values
         if col.round is not None:
