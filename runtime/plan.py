@@ -82,8 +82,8 @@ class NumberColumn:
     name: str
     dtype: Literal["int", "float"]
     dist: Dist
-    min: float | None = None  # clip
-    max: float | None = None  # clip
+    min: int | float | None = None  # clip (int columns keep whole bounds exact)
+    max: int | float | None = None  # clip
     round: int | None = None  # float only: decimal places
     nulls: float = 0.0
 

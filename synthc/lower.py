@@ -238,11 +238,21 @@ def _number(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nul
         name,
         "int" if kind == "int" else "float",
         ir.Dist(dist, params),  # type: ignore[arg-type]  # dist is schema-checked
-        None if lo is None else float(lo),
-        None if hi is None else float(hi),
+        _bound(kind, lo),
+        _bound(kind, hi),
         None if spec.get("round") is None else int(spec["round"]),
         nulls,
     )
+
+
+def _bound(kind: str, value: Any) -> int | float | None:
+    """A clip bound as the plan stores it: whole numbers of an int column stay exact
+    integers (a float cannot hold 2**63 - 1), everything else is a float."""
+    if value is None:
+        return None
+    if kind == "int" and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return float(value)
 
 
 # --------------------------------------------------------------------------- categories

@@ -243,3 +243,12 @@ def test_plan_hash_ignores_output_and_name_but_not_rows() -> None:
     assert ir.plan_hash(base) == ir.plan_hash(renamed)
     assert ir.plan_hash(base) != ir.plan_hash(more)
     assert ir.plan_from_json(ir.plan_to_json(base)) == base
+
+
+def test_int_bounds_stay_exact_integers() -> None:
+    plan = compile_source(spec("columns:\n  a: {type: int, min: 9223372036854775000, max: 9223372036854775807}\n  f: {type: float, min: 1, max: 2}\n"))
+    a, f = plan.column("a"), plan.column("f")
+    assert isinstance(a, ir.NumberColumn) and isinstance(f, ir.NumberColumn)
+    assert (a.min, a.max) == (9223372036854775000, 2**63 - 1)
+    assert isinstance(a.min, int) and isinstance(f.min, float)
+    assert ir.plan_from_json(ir.plan_to_json(plan)) == plan

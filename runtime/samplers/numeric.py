@@ -24,7 +24,7 @@ def sample_number(col: NumberColumn, chunk: Chunk) -> pl.Series:
     clipped to the integers inside [min, max] and cast to Int64."""
     s = Stream.of(col.name, chunk)
     if col.dtype == "int" and col.dist.dist == "uniform":
-        # Bounds are floats in the plan: float(2**63 - 1) is 2**63, one past Int64's top.
+        # Whole bounds are exact ints in the plan; a float one may round past Int64's range.
         low = max(int(_bound(col, "min")), -(2**63))
         high = min(int(_bound(col, "max")), 2**63 - 1)
         return pl.Series(col.name, uniform_ints(s.bits(0), low, high), dtype=pl.Int64)
@@ -45,7 +45,7 @@ def _clips(col: NumberColumn) -> bool:
     return col.min is not None or col.max is not None
 
 
-def _bound(col: NumberColumn, which: str) -> float:
+def _bound(col: NumberColumn, which: str) -> int | float:
     value = col.min if which == "min" else col.max
     if value is None:  # the compiler requires both bounds for uniform
         raise ValueError(f"column {col.name!r}: uniform needs {which}")
