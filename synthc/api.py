@@ -57,7 +57,12 @@ PlanInput: TypeAlias = "str | os.PathLike[str] | Plan"
 
 MAX_ROWS: Final = 2_000_000_000
 MAX_SEED: Final = 2**63 - 1
-_FORMATS: Final[dict[str, OutputFormat]] = {"parquet": "parquet", "csv": "csv", "json": "json", "jsonl": "jsonl"}
+_FORMATS: Final[dict[str, OutputFormat]] = {
+    "parquet": "parquet",
+    "csv": "csv",
+    "json": "json",
+    "jsonl": "jsonl",
+}
 FORMATS: Final = tuple(_FORMATS)
 
 ProgressCallback: TypeAlias = Callable[[int], None]
@@ -204,21 +209,23 @@ def output_format(out: str | os.PathLike[str], format: str | None) -> OutputForm
     from runtime.writers import format_for_path
 
     if format is not None:
-        if format in _FORMATS:
-            return _FORMATS[format]
+        if format.lower() in _FORMATS:  # case-insensitive, like extensions
+            return _FORMATS[format.lower()]
         raise _unknown_format(f"unknown output format `{format}`")
     found = format_for_path(Path(out))
     if found is None:
         suffix = Path(out).suffix or "(none)"
-        raise _unknown_format(f"cannot tell the output format of `{os.fspath(out)}` from its extension {suffix}")
+        raise _unknown_format(
+            f"cannot tell the output format of `{os.fspath(out)}` from its extension {suffix}"
+        )
     return found
 
 
 def stream_format(format: str) -> OutputFormat:
     """The format to stream to a pipe in: ``jsonl`` or ``csv`` (parquet and a JSON array
     need a file). Raises :class:`UsageError` with an ``unknown-format`` diagnostic."""
-    if format in _STREAM_FORMATS:
-        return _FORMATS[format]
+    if format.lower() in _STREAM_FORMATS:
+        return _FORMATS[format.lower()]
     hint = "streaming takes jsonl or csv; write parquet or json to a file (--out data.parquet)"
     raise _unknown_format(f"cannot stream `{format}` to a pipe", hint=hint)
 

@@ -174,7 +174,9 @@ def _spec_output(compiled: "Plan", spec: Path) -> str:
     """The spec's ``output.path``, relative to the spec file (like every path in a spec),
     so the same command writes to the same place from any working directory."""
     if compiled.output is None:
-        raise _usage("no output path: pass --out PATH (or `--out -` for stdout), or set output.path in the spec")
+        raise _usage(
+            "no output path: pass --out PATH (or `--out -` for stdout), or set output.path in the spec"
+        )
     return str(spec.parent / Path(compiled.output.path).expanduser())
 
 
@@ -335,11 +337,15 @@ def build_app() -> "typer.Typer":
     def check(
         specs: Annotated[
             list[Path],
-            typer.Argument(help="Spec files, or directories to search for *.yaml.", metavar="SPEC", show_default=False),
+            typer.Argument(
+                help="Spec files, or directories to search for *.yaml.", metavar="SPEC", show_default=False
+            ),
         ],
         format: Annotated[
             CheckFormat,
-            typer.Option("--format", "-f", help="text: file:line:col and a caret; json: an array.", metavar="text|json"),
+            typer.Option(
+                "--format", "-f", help="text: file:line:col and a caret; json: an array.", metavar="text|json"
+            ),
         ] = CheckFormat.text,
     ) -> int:
         """Report every problem in the specs, with positions, without generating anything.
@@ -353,7 +359,9 @@ def build_app() -> "typer.Typer":
     )
     def plan(
         spec: Annotated[Path, spec_arg],
-        as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON (the runtime's IR).")] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the plan as JSON (the runtime's IR).")
+        ] = False,
         rows: Annotated[int | None, rows_opt] = None,
         seed: Annotated[int | None, seed_opt] = None,
     ) -> int:
@@ -405,7 +413,9 @@ def build_app() -> "typer.Typer":
     )
     def preview(
         spec: Annotated[Path, spec_arg],
-        n: Annotated[int, typer.Option("-n", "--head", help="How many rows to show.", min=0, metavar="N")] = 10,
+        n: Annotated[
+            int, typer.Option("-n", "--head", help="How many rows to show.", min=0, metavar="N")
+        ] = 10,
         seed: Annotated[int | None, seed_opt] = None,
     ) -> int:
         """Show the first rows of the dataset as a table. Nothing is written.

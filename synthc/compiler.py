@@ -116,7 +116,12 @@ def _columns_with_errors(diags: list[Diagnostic]) -> frozenset[str] | None:
     names: set[str] = set()
     for diag in diags:
         path: Any = diag.path
-        if len(path) >= 2 and path[0] == "columns" and isinstance(path[1], str) and diag.code != "bad-column-name":
+        if (
+            len(path) >= 2
+            and path[0] == "columns"
+            and isinstance(path[1], str)
+            and diag.code != "bad-column-name"
+        ):
             names.add(path[1])
         else:
             return None

@@ -71,8 +71,14 @@ def resolve_plain(text: str) -> Any:
     if _INT16.fullmatch(text):
         return int(text[2:], 16)
     if _FLOAT.fullmatch(text) or _INF.fullmatch(text) or _NAN.fullmatch(text):
-        return float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf")
-                     .replace(".nan", "nan").replace(".NaN", "nan").replace(".NAN", "nan"))
+        return float(
+            text.replace(".inf", "inf")
+            .replace(".Inf", "inf")
+            .replace(".INF", "inf")
+            .replace(".nan", "nan")
+            .replace(".NaN", "nan")
+            .replace(".NAN", "nan")
+        )
     return text
 
 
@@ -198,18 +204,26 @@ def _decode(raw: bytes, name: str) -> str:
             lines = _BREAKS.split(before)
             line, col = len(lines), len(lines[-1]) + 1
             span = Span(name, line, col, line, col + 1)
-            raise SpecError([Diagnostic(
+            raise SpecError(
+                [
+                    Diagnostic(
+                        "yaml-syntax",
+                        f"the file is not valid UTF-8: byte 0x{raw[exc.start]:02x} cannot start or continue a character",
+                        span,
+                        hint="save the spec as UTF-8",
+                    )
+                ]
+            ) from None
+    raise SpecError(
+        [
+            Diagnostic(
                 "yaml-syntax",
-                f"the file is not valid UTF-8: byte 0x{raw[exc.start]:02x} cannot start or continue a character",
-                span,
+                f"the file is encoded as {encoding}; synthc reads UTF-8 only",
+                Span(name, 1, 1, 1, 1),
                 hint="save the spec as UTF-8",
-            )]) from None
-    raise SpecError([Diagnostic(
-        "yaml-syntax",
-        f"the file is encoded as {encoding}; synthc reads UTF-8 only",
-        Span(name, 1, 1, 1, 1),
-        hint="save the spec as UTF-8",
-    )])
+            )
+        ]
+    )
 
 
 def _unprintable(text: str, file: str) -> list[Diagnostic]:
@@ -220,12 +234,14 @@ def _unprintable(text: str, file: str) -> list[Diagnostic]:
     for lineno, line in enumerate(_BREAKS.split(text), start=1):
         for match in _NOT_PRINTABLE.finditer(line):
             col = match.start() + 1
-            diags.append(Diagnostic(
-                "yaml-syntax",
-                f"the character U+{ord(match.group()):04X} is not allowed in YAML",
-                Span(file, lineno, col, lineno, col + 1),
-                hint="remove it, or write it as an escape inside a double-quoted string (e.g. \"\\t\")",
-            ))
+            diags.append(
+                Diagnostic(
+                    "yaml-syntax",
+                    f"the character U+{ord(match.group()):04X} is not allowed in YAML",
+                    Span(file, lineno, col, lineno, col + 1),
+                    hint='remove it, or write it as an escape inside a double-quoted string (e.g. "\\t")',
+                )
+            )
             if len(diags) >= _MAX_SYNTAX_LISTED:
                 return diags
     return diags
@@ -244,52 +260,75 @@ def _parse(text: str, composer: _Composer) -> None:
     except yaml.MarkedYAMLError as exc:
         composer.diags.append(_syntax_diagnostic(exc, composer))
     except yaml.YAMLError as exc:  # ReaderError and friends: no mark to point at
-        composer.diags.append(Diagnostic("yaml-syntax", f"the file is not valid YAML: {exc}",
-                                         Span(composer.file, 1, 1, 1, 1)))
+        composer.diags.append(
+            Diagnostic("yaml-syntax", f"the file is not valid YAML: {exc}", Span(composer.file, 1, 1, 1, 1))
+        )
     except RecursionError:
-        composer.diags.append(Diagnostic("yaml-syntax", "the YAML is nested too deeply",
-                                         Span(composer.file, 1, 1, 1, 1)))
+        composer.diags.append(
+            Diagnostic("yaml-syntax", "the YAML is nested too deeply", Span(composer.file, 1, 1, 1, 1))
+        )
     finally:
         loader.dispose()
 
 
 # problem prefix (libyaml's and PyYAML's wording) -> (plain message, hint)
 _SYNTAX: tuple[tuple[str, str, str | None], ...] = (
-    ("mapping values are not allowed",
-     "a `:` followed by a space cannot appear here",
-     "if the value contains `: `, put it in quotes; otherwise check this line's indentation"),
-    ("did not find expected key",
-     "this line is not indented like the keys around it",
-     "keys of one mapping must start in the same column"),
-    ("expected <block end>",
-     "this line is not indented like the keys around it",
-     "keys of one mapping must start in the same column"),
-    ("could not find expected ':'",
-     "a key is missing its `:`",
-     "write `key: value`; a value that continues on the next line must be quoted or use `|`"),
-    ("found unexpected end of stream",
-     "the file ends inside a quoted string",
-     "close the quote"),
-    ("found unknown escape character",
-     "unknown escape sequence in a double-quoted string",
-     "inside \"...\" a backslash starts an escape: use single quotes, or write \\\\ for a backslash"),
+    (
+        "mapping values are not allowed",
+        "a `:` followed by a space cannot appear here",
+        "if the value contains `: `, put it in quotes; otherwise check this line's indentation",
+    ),
+    (
+        "did not find expected key",
+        "this line is not indented like the keys around it",
+        "keys of one mapping must start in the same column",
+    ),
+    (
+        "expected <block end>",
+        "this line is not indented like the keys around it",
+        "keys of one mapping must start in the same column",
+    ),
+    (
+        "could not find expected ':'",
+        "a key is missing its `:`",
+        "write `key: value`; a value that continues on the next line must be quoted or use `|`",
+    ),
+    ("found unexpected end of stream", "the file ends inside a quoted string", "close the quote"),
+    (
+        "found unknown escape character",
+        "unknown escape sequence in a double-quoted string",
+        'inside "..." a backslash starts an escape: use single quotes, or write \\\\ for a backslash',
+    ),
     ("did not find expected ',' or ']'", "a `[...]` list is not closed, or an item lacks its comma", None),
     ("expected ',' or ']'", "a `[...]` list is not closed, or an item lacks its comma", None),
-    ("did not find expected ',' or '}'", "a `{...}` mapping is not closed, or an entry lacks its comma", None),
+    (
+        "did not find expected ',' or '}'",
+        "a `{...}` mapping is not closed, or an entry lacks its comma",
+        None,
+    ),
     ("expected ',' or '}'", "a `{...}` mapping is not closed, or an entry lacks its comma", None),
-    ("block sequence entries are not allowed",
-     "a `- ` list item cannot appear here",
-     "check this line's indentation"),
-    ("did not find expected '-' indicator",
-     "expected a `- ` list item at this indentation",
-     "items of one list must start in the same column"),
+    (
+        "block sequence entries are not allowed",
+        "a `- ` list item cannot appear here",
+        "check this line's indentation",
+    ),
+    (
+        "did not find expected '-' indicator",
+        "expected a `- ` list item at this indentation",
+        "items of one list must start in the same column",
+    ),
     ("did not find expected node content", "a value is missing here", None),
     ("expected the node content", "a value is missing here", None),
-    ("found character that cannot start any token",
-     "this character cannot start a value",
-     "values starting with `@`, `` ` `` or `%` must be quoted"),
-    ("found character '", "this character cannot start a value",
-     "values starting with `@`, `` ` `` or `%` must be quoted"),
+    (
+        "found character that cannot start any token",
+        "this character cannot start a value",
+        "values starting with `@`, `` ` `` or `%` must be quoted",
+    ),
+    (
+        "found character '",
+        "this character cannot start a value",
+        "values starting with `@`, `` ` `` or `%` must be quoted",
+    ),
 )
 
 
@@ -303,7 +342,8 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, composer: _Composer) -> Diagno
     if "\t" in indent:
         col = indent.index("\t") + 1
         return Diagnostic(
-            "tab-indent", "a tab is used for indentation",
+            "tab-indent",
+            "a tab is used for indentation",
             Span(file, mark.line + 1, col, mark.line + 1, col + 1),
             hint="YAML indentation must use spaces; replace the tab with spaces",
         )
@@ -318,22 +358,32 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, composer: _Composer) -> Diagno
         message, hint = "a quoted string is never closed", "close the quote"
         mark = exc.context_mark or mark
     col = mark.column + 1
-    return Diagnostic("yaml-syntax", message, Span(file, mark.line + 1, col, mark.line + 1, col + 1),
-                      hint=hint)
+    return Diagnostic(
+        "yaml-syntax", message, Span(file, mark.line + 1, col, mark.line + 1, col + 1), hint=hint
+    )
 
 
 def _check_document(composer: _Composer, file: str) -> list[Diagnostic]:
     if not composer.has_root or (composer.root is None and composer.root_empty):
-        return [Diagnostic("empty-spec", "the spec is empty", Span(file, 1, 1, 1, 1),
-                           hint="a spec starts with `synthc: 1` and a `columns:` mapping")]
+        return [
+            Diagnostic(
+                "empty-spec",
+                "the spec is empty",
+                Span(file, 1, 1, 1, 1),
+                hint="a spec starts with `synthc: 1` and a `columns:` mapping",
+            )
+        ]
     if isinstance(composer.root, dict):
         return []
     kind = _kind(composer.root)
-    return [Diagnostic(
-        "not-a-mapping", f"the top level of a spec must be a mapping of keys, got {kind}",
-        composer.entries[()].span,
-        hint="a spec starts with `synthc: 1` and a `columns:` mapping",
-    )]
+    return [
+        Diagnostic(
+            "not-a-mapping",
+            f"the top level of a spec must be a mapping of keys, got {kind}",
+            composer.entries[()].span,
+            hint="a spec starts with `synthc: 1` and a `columns:` mapping",
+        )
+    ]
 
 
 def _kind(value: Any) -> str:
@@ -409,8 +459,11 @@ class _Composer:
         if isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
-                self._refuse(event.start_mark, "a spec is one YAML document; this starts a second one",
-                             "remove the `---` line and everything after it, or split the file")
+                self._refuse(
+                    event.start_mark,
+                    "a spec is one YAML document; this starts a second one",
+                    "remove the `---` line and everything after it, or split the file",
+                )
                 return False
         elif isinstance(event, yaml.ScalarEvent):
             self._properties(event)
@@ -428,8 +481,7 @@ class _Composer:
                 return False
             path = self._child_path()
             if self._key_position():
-                self._refuse(event.start_mark, "a mapping key must be a string, not a list or mapping",
-                             None)
+                self._refuse(event.start_mark, "a mapping key must be a string, not a list or mapping", None)
             empty: dict[str, Any] | list[Any] = {} if isinstance(event, yaml.MappingStartEvent) else []
             self.stack.append(_Frame(path, event.start_mark, empty, flow=bool(event.flow_style)))
         elif isinstance(event, yaml.CollectionEndEvent):
@@ -440,8 +492,11 @@ class _Composer:
                 end_pos = frame.last_end  # a block collection's end mark is the next token
             self._attach(frame.value, self._span((start.line, start.column), end_pos), None, None)
         elif isinstance(event, yaml.AliasEvent):
-            self._refuse(event.start_mark, f"aliases (`*{event.anchor}`) are not supported",
-                         "write the value out again instead of referring to an anchor")
+            self._refuse(
+                event.start_mark,
+                f"aliases (`*{event.anchor}`) are not supported",
+                "write the value out again instead of referring to an anchor",
+            )
             self._attach(None, self._mark_span(event.start_mark, event.end_mark), None, None)
         return True
 
@@ -466,8 +521,9 @@ class _Composer:
         path = self._child_path()
         if not self.stack:
             self.root, self.has_root = value, True
-            self.root_empty = style is None and value is None and span.line == span.end_line \
-                and span.col == span.end_col
+            self.root_empty = (
+                style is None and value is None and span.line == span.end_line and span.col == span.end_col
+            )
             self.entries[()] = SourceEntry(span, None, style, origin, None)
             return
         top = self.stack[-1]
@@ -494,21 +550,32 @@ class _Composer:
         key_value = resolve_plain(text) if style is None else text
         ok = True
         if style is None and text == "<<":
-            self._refuse(event.start_mark, "merge keys (`<<`) are not supported",
-                         "write the keys out in this mapping instead")
+            self._refuse(
+                event.start_mark,
+                "merge keys (`<<`) are not supported",
+                "write the keys out in this mapping instead",
+            )
             ok = False
         elif not isinstance(key_value, str) and not _data_keys(top.path):
             what = "null" if key_value is None else f"{_kind(key_value)[2:]} `{text}`"
-            self.diags.append(Diagnostic(
-                "unsupported-yaml", f"mapping keys must be strings; YAML reads this key as {what}",
-                span, hint=f"quote it: \"{text}\"",
-            ))
+            self.diags.append(
+                Diagnostic(
+                    "unsupported-yaml",
+                    f"mapping keys must be strings; YAML reads this key as {what}",
+                    span,
+                    hint=f'quote it: "{text}"',
+                )
+            )
             ok = False
         elif text in top.seen:
-            self.diags.append(Diagnostic(
-                "duplicate-key", f"duplicate key `{text}` (first defined on line {top.seen[text]})",
-                span, hint="a key may appear only once in a mapping; remove or rename one of them",
-            ))
+            self.diags.append(
+                Diagnostic(
+                    "duplicate-key",
+                    f"duplicate key `{text}` (first defined on line {top.seen[text]})",
+                    span,
+                    hint="a key may appear only once in a mapping; remove or rename one of them",
+                )
+            )
             ok = False
         else:
             top.seen[text] = span.line
@@ -516,19 +583,30 @@ class _Composer:
 
     def _properties(self, event: Any) -> None:
         if event.anchor is not None:
-            self._refuse(event.start_mark, f"anchors (`&{event.anchor}`) are not supported",
-                         "write the value out where it is needed instead of using anchors and aliases")
+            self._refuse(
+                event.start_mark,
+                f"anchors (`&{event.anchor}`) are not supported",
+                "write the value out where it is needed instead of using anchors and aliases",
+            )
         if event.tag is not None:
-            self._refuse(event.start_mark, f"explicit tags (`{self._token(event.start_mark)}`) are not supported",
-                         "remove the tag; to make a value a string, put it in quotes")
+            self._refuse(
+                event.start_mark,
+                f"explicit tags (`{self._token(event.start_mark)}`) are not supported",
+                "remove the tag; to make a value a string, put it in quotes",
+            )
 
     def _refuse(self, mark: Any, message: str, hint: str | None) -> None:
-        span = Span(self.file, mark.line + 1, mark.column + 1, mark.line + 1,
-                    mark.column + 1 + max(1, len(self._token(mark))))
+        span = Span(
+            self.file,
+            mark.line + 1,
+            mark.column + 1,
+            mark.line + 1,
+            mark.column + 1 + max(1, len(self._token(mark))),
+        )
         self.diags.append(Diagnostic("unsupported-yaml", message, span, hint=hint))
 
     def _token(self, mark: Any) -> str:
-        rest = self.line(mark.line)[mark.column:]
+        rest = self.line(mark.line)[mark.column :]
         return rest.split(None, 1)[0] if rest.strip() else ""
 
     def _span(self, start: tuple[int, int], end: tuple[int, int]) -> Span:

@@ -65,12 +65,18 @@ class _Lowering:
     diags: list[Diagnostic] = field(default_factory=list)
     as_of: int | None = None
 
-    def error(self, code: str, message: str, path: SpecPath, *, key: bool = False, hint: str | None = None) -> None:
+    def error(
+        self, code: str, message: str, path: SpecPath, *, key: bool = False, hint: str | None = None
+    ) -> None:
         self.diags.append(Diagnostic(code, message, self.smap.span(path, key=key), path, hint))
 
 
 def lower(
-    data: Mapping[str, Any], smap: SourceMap, graph: Graph, source_text: str, skip: frozenset[str] = frozenset()
+    data: Mapping[str, Any],
+    smap: SourceMap,
+    graph: Graph,
+    source_text: str,
+    skip: frozenset[str] = frozenset(),
 ) -> tuple[ir.Plan, list[Diagnostic]]:
     """Columns in ``skip`` (schema errors) are left out of the plan silently."""
     state = _Lowering(data, smap, graph)
@@ -84,7 +90,11 @@ def lower(
     _check_identities(state, columns)
     rows = int(data.get("rows", 1000))
     if rows > MAX_ROWS:
-        state.error("too-many-rows", f"rows: {rows:,} is more than synthc generates in one run ({MAX_ROWS:,})", ("rows",))
+        state.error(
+            "too-many-rows",
+            f"rows: {rows:,} is more than synthc generates in one run ({MAX_ROWS:,})",
+            ("rows",),
+        )
     plan = ir.Plan(
         name=str(data.get("name", "")),
         seed=int(data.get("seed", 0)),
@@ -143,7 +153,11 @@ def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column |
             return _time(state, name, spec, kind, nulls)
         case "person":
             return ir.PersonColumn(
-                name, spec.get("field", "name"), spec.get("locale", "en_US"), str(spec.get("identity", "default")), nulls
+                name,
+                spec.get("field", "name"),
+                spec.get("locale", "en_US"),
+                str(spec.get("identity", "default")),
+                nulls,
             )
         case "expression":
             return ir.ExpressionColumn(name, spec["expr"], state.graph.inputs[name], nulls)
@@ -167,7 +181,11 @@ def _finite(state: _Lowering, name: str, spec: Mapping[str, Any], keys: tuple[st
     for key in keys:
         value = spec.get(key)
         if isinstance(value, float) and not math.isfinite(value):
-            state.error("bad-value", f"column `{name}`: `{key}` must be a finite number, got {value}", ("columns", name, key))
+            state.error(
+                "bad-value",
+                f"column `{name}`: `{key}` must be a finite number, got {value}",
+                ("columns", name, key),
+            )
 
 
 def _in_int64(state: _Lowering, name: str, spec: Mapping[str, Any], keys: tuple[str, ...]) -> None:
@@ -215,9 +233,15 @@ def _number(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nul
                 (*path, key),
             )
     if dist == "zipf" and "a" in spec and math.isfinite(spec["a"]) and not float(spec["a"]) > 1:
-        state.error("bad-distribution", f"column `{name}`: zipf `a` must be greater than 1, got {spec['a']}", (*path, "a"))
+        state.error(
+            "bad-distribution",
+            f"column `{name}`: zipf `a` must be greater than 1, got {spec['a']}",
+            (*path, "a"),
+        )
     if dist == "beta" and "a" in spec and math.isfinite(spec["a"]) and not float(spec["a"]) > 0:
-        state.error("bad-distribution", f"column `{name}`: `a` must be greater than 0, got {spec['a']}", (*path, "a"))
+        state.error(
+            "bad-distribution", f"column `{name}`: `a` must be greater than 0, got {spec['a']}", (*path, "a")
+        )
     if dist == "uniform":
         for key, value in (("min", lo), ("max", hi)):
             if value is None:
@@ -230,9 +254,15 @@ def _number(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nul
                 )
                 break
             if kind == "int" and math.isfinite(value) and not float(value).is_integer():
-                state.error("bad-distribution", f"column `{name}`: `{key}` of an int column must be a whole number", (*path, key))
+                state.error(
+                    "bad-distribution",
+                    f"column `{name}`: `{key}` of an int column must be a whole number",
+                    (*path, key),
+                )
     if lo is not None and hi is not None and float(lo) > float(hi):
-        state.error("min-greater-than-max", f"column `{name}`: min ({lo}) is greater than max ({hi})", (*path, "min"))
+        state.error(
+            "min-greater-than-max", f"column `{name}`: min ({lo}) is greater than max ({hi})", (*path, "min")
+        )
     params = tuple(sorted((k, float(spec[k])) for k in wanted if k in spec))
     return ir.NumberColumn(
         name,
@@ -361,7 +391,10 @@ def _typed_key(state: _Lowering, path: SpecPath, key: str) -> ir.Scalar:
 
 
 def _check_one_type(state: _Lowering, name: str, values: tuple[ir.Scalar, ...], path: SpecPath) -> None:
-    kinds = {"number" if isinstance(v, int | float) and not isinstance(v, bool) else type(v).__name__ for v in values}
+    kinds = {
+        "number" if isinstance(v, int | float) and not isinstance(v, bool) else type(v).__name__
+        for v in values
+    }
     if len(kinds) > 1:
         state.error(
             "bad-value",

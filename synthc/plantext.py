@@ -175,7 +175,12 @@ def number(value: float) -> str:
 def scalar(value: Scalar) -> str:
     """A category value: strings quoted only when they would read ambiguously."""
     if isinstance(value, str):
-        plain = bool(value) and value.strip() == value and not any(c in value for c in ",;:'\"") and "->" not in value
+        plain = (
+            bool(value)
+            and value.strip() == value
+            and not any(c in value for c in ",;:'\"")
+            and "->" not in value
+        )
         return value if plain else json.dumps(value, ensure_ascii=False)
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -72,7 +72,9 @@ def _column_refs(
     if isinstance(given, str):
         if given in names and given != name:
             return {given}
-        what = "cannot be conditional on itself" if given == name else f"`given` names unknown column `{given}`"
+        what = (
+            "cannot be conditional on itself" if given == name else f"`given` names unknown column `{given}`"
+        )
         diags.append(
             Diagnostic(
                 "unknown-reference" if given != name else "cycle",
@@ -212,7 +214,9 @@ def _order(
     return tuple(order) + tuple(stuck), _cycle_diags(stuck, inputs, smap)
 
 
-def _cycle_diags(stuck: list[str], inputs: Mapping[str, tuple[str, ...]], smap: SourceMap) -> list[Diagnostic]:
+def _cycle_diags(
+    stuck: list[str], inputs: Mapping[str, tuple[str, ...]], smap: SourceMap
+) -> list[Diagnostic]:
     diags = []
     reported: set[str] = set()
     for start in stuck:
@@ -268,10 +272,22 @@ def _check_steps(steps: list[Any], names: tuple[str, ...], smap: SourceMap) -> l
             diags.extend(_clock_diags(where, arg, path, smap))
             for ref in references(arg):
                 if ref.name not in current:
-                    diags.append(_unknown_step_ref(where, ref.name, current, span_in_scalar(smap, path, arg, ref.offset, len(ref.name)), path))
+                    diags.append(
+                        _unknown_step_ref(
+                            where,
+                            ref.name,
+                            current,
+                            span_in_scalar(smap, path, arg, ref.offset, len(ref.name)),
+                            path,
+                        )
+                    )
         for name, item_path in _step_columns(kind, arg, path):
             if name not in current:
-                diags.append(_unknown_step_ref(where, name, current, smap.span(item_path, key=kind == "rename"), item_path))
+                diags.append(
+                    _unknown_step_ref(
+                        where, name, current, smap.span(item_path, key=kind == "rename"), item_path
+                    )
+                )
         current = _apply_step_names(kind, arg, current)
     return diags
 
@@ -307,7 +323,9 @@ def _apply_step_names(kind: str, arg: Any, current: list[str]) -> list[str]:
     return current
 
 
-def _unknown_step_ref(where: str, name: str, current: list[str], span: Span | None, path: SpecPath) -> Diagnostic:
+def _unknown_step_ref(
+    where: str, name: str, current: list[str], span: Span | None, path: SpecPath
+) -> Diagnostic:
     return Diagnostic(
         "unknown-reference",
         f"{where}: no column `{name}` at this point of the pipeline",

@@ -34,23 +34,57 @@ _SCHEMA_FILE = "synthc.schema.json"
 
 # Names people reach for that mean one of ours (difflib cannot guess these).
 _TYPE_ALIASES = {
-    "integer": "int", "long": "int", "number": "float", "double": "float", "decimal": "float",
-    "boolean": "bool", "timestamp": "datetime", "time": "datetime", "enum": "category",
-    "choice": "category", "name": "person", "faker": "person", "id": "uuid", "guid": "uuid",
-    "sql": "expression", "expr": "expression", "jinja": "template", "text": "template",
-    "string": "template", "serial": "sequence", "counter": "sequence",
+    "integer": "int",
+    "long": "int",
+    "number": "float",
+    "double": "float",
+    "decimal": "float",
+    "boolean": "bool",
+    "timestamp": "datetime",
+    "time": "datetime",
+    "enum": "category",
+    "choice": "category",
+    "name": "person",
+    "faker": "person",
+    "id": "uuid",
+    "guid": "uuid",
+    "sql": "expression",
+    "expr": "expression",
+    "jinja": "template",
+    "text": "template",
+    "string": "template",
+    "serial": "sequence",
+    "counter": "sequence",
 }
-_STEP_ALIASES = {"where": "filter", "distinct": "dedupe", "unique": "dedupe", "order_by": "sort",
-                 "orderby": "sort", "order": "sort", "head": "limit", "take": "limit", "sample": "shuffle",
-                 "remove": "drop", "keep": "select", "columns": "select"}
+_STEP_ALIASES = {
+    "where": "filter",
+    "distinct": "dedupe",
+    "unique": "dedupe",
+    "order_by": "sort",
+    "orderby": "sort",
+    "order": "sort",
+    "head": "limit",
+    "take": "limit",
+    "sample": "shuffle",
+    "remove": "drop",
+    "keep": "select",
+    "columns": "select",
+}
 # YAML 1.1 booleans that YAML 1.2 (and so synthc) reads as strings.
 _YAML11_BOOLS = {"yes", "no", "on", "off", "y", "n"}
 _ENUM_NOUNS = {"dist": "distribution", "locale": "locale", "field": "person field", "format": "output format"}
 # A schema bound that fails (including a negative category weight; the compiler reports
 # all-zero weights as `bad-weights`).
 _RANGE_CODE = "out-of-range"
-_TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
-               "object": "a mapping", "array": "a list", "null": "null"}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
 
 
 def schema_path() -> Path:
@@ -114,8 +148,15 @@ class _Failure:
     @classmethod
     def of(cls, error: ValidationError) -> _Failure:
         schema = error.schema if isinstance(error.schema, dict) else {}
-        return cls(tuple(error.absolute_path), str(error.validator), error.validator_value, error.instance,
-                   schema, tuple(error.absolute_schema_path), error.message)
+        return cls(
+            tuple(error.absolute_path),
+            str(error.validator),
+            error.validator_value,
+            error.instance,
+            schema,
+            tuple(error.absolute_schema_path),
+            error.message,
+        )
 
 
 def _leaves(error: ValidationError) -> Iterator[ValidationError]:
@@ -161,8 +202,8 @@ def _yaml_note(text: str, expected: list[str]) -> str | None:
     """Explain a plain scalar that YAML 1.1 would have read as a boolean or number."""
     if text.lower() in _YAML11_BOOLS:
         if "boolean" in expected:
-            return f"synthc reads YAML 1.2, where `{text}` is the string \"{text}\", not a boolean: write true or false"
-        return f"synthc reads YAML 1.2, where `{text}` is the string \"{text}\" (YAML 1.1 read it as a boolean)"
+            return f'synthc reads YAML 1.2, where `{text}` is the string "{text}", not a boolean: write true or false'
+        return f'synthc reads YAML 1.2, where `{text}` is the string "{text}" (YAML 1.1 read it as a boolean)'
     if ("integer" in expected or "number" in expected) and "_" in text:
         digits = text.replace("_", "")
         if digits.lstrip("+-").replace(".", "", 1).isdigit():
@@ -245,7 +286,7 @@ class _Explainer:
         return owner or field
 
     def _inside(self, path: SpecPath) -> str:
-        """" in `values`" when the mapping at ``path`` is nested inside its owner."""
+        """ " in `values`" when the mapping at ``path`` is nested inside its owner."""
         owner, field = self._where(path)
         if not owner or not field or (len(path) == 3 and path[0] == "steps"):
             return ""
@@ -273,8 +314,16 @@ class _Explainer:
         span = self.map.span(path) if path in self.map else None
         return span is not None and (span.line, span.col) == (span.end_line, span.end_col)
 
-    def _diag(self, code: str, message: str, path: SpecPath, *, key: bool = False,
-              hint: str | None = None, at: SpecPath | None = None) -> Diagnostic:
+    def _diag(
+        self,
+        code: str,
+        message: str,
+        path: SpecPath,
+        *,
+        key: bool = False,
+        hint: str | None = None,
+        at: SpecPath | None = None,
+    ) -> Diagnostic:
         return Diagnostic(code, message, self._span(path if at is None else at, key=key), path, hint)
 
     # -- dispatch
@@ -307,8 +356,15 @@ class _Explainer:
             owners = self._column_types_with(key)
             if owners and len(path) == 2 and path[0] == "columns":
                 hint = f"`{key}` belongs to {', '.join(owners)} columns; {hint}"
-            out.append(self._diag("unknown-key", f"{owner} `{key}`{_mean(suggestion)}{self._inside(path)}",
-                                  (*path, key), key=True, hint=hint))
+            out.append(
+                self._diag(
+                    "unknown-key",
+                    f"{owner} `{key}`{_mean(suggestion)}{self._inside(path)}",
+                    (*path, key),
+                    key=True,
+                    hint=hint,
+                )
+            )
         return out
 
     def _column_types_with(self, key: str) -> list[str]:
@@ -320,8 +376,11 @@ class _Explainer:
         for key in missing:
             if not path:
                 message = f"missing top-level key `{key}`"
-                hint = ("start the spec with `synthc: 1` (the language version)" if key == "synthc"
-                        else "`columns:` maps each column name to its `type` and options")
+                hint = (
+                    "start the spec with `synthc: 1` (the language version)"
+                    if key == "synthc"
+                    else "`columns:` maps each column name to its `type` and options"
+                )
             elif path[0] == "columns" and len(path) == 2 and key == "type":
                 message = f"column `{path[1]}`: missing key `type`"
                 hint = f"every column needs a `type`: one of {', '.join(self.types)}"
@@ -336,9 +395,12 @@ class _Explainer:
         return out
 
     def _on_type(self, error: _Failure, path: SpecPath) -> list[Diagnostic]:
-        expected = [str(t) for t in (error.expected if isinstance(error.expected, list) else [error.expected])]
-        words = _either([_TYPE_WORDS.get(t, t) if len(expected) == 1 or t != "boolean" else "a boolean"
-                         for t in expected])
+        expected = [
+            str(t) for t in (error.expected if isinstance(error.expected, list) else [error.expected])
+        ]
+        words = _either(
+            [_TYPE_WORDS.get(t, t) if len(expected) == 1 or t != "boolean" else "a boolean" for t in expected]
+        )
         value = error.instance
         got = "nothing (the value is empty)" if value is None and self._is_empty(path) else _show(value)
         hint = None
@@ -366,15 +428,27 @@ class _Explainer:
             hint = f"column types: {', '.join(options)}"
             if value == "llm":
                 hint = f"`llm` columns are not available in this version of synthc; {hint}"
-            return [self._diag("unknown-column-type",
-                               f"column `{path[1]}`: unknown type `{value}`{_mean(suggestion)}", path, hint=hint)]
+            return [
+                self._diag(
+                    "unknown-column-type",
+                    f"column `{path[1]}`: unknown type `{value}`{_mean(suggestion)}",
+                    path,
+                    hint=hint,
+                )
+            ]
         noun = _ENUM_NOUNS.get(str(path[-1]) if path else "", "value")
         owner, field = self._where(path)
         prefix = f"{owner}: " if owner else ""
         if noun == "value":
             prefix = f"{prefix}{field}: "
-        return [self._diag("bad-value", f"{prefix}unknown {noun} `{value}`{_mean(_suggest(value, options))}",
-                           path, hint=f"expected one of {', '.join(options)}")]
+        return [
+            self._diag(
+                "bad-value",
+                f"{prefix}unknown {noun} `{value}`{_mean(_suggest(value, options))}",
+                path,
+                hint=f"expected one of {', '.join(options)}",
+            )
+        ]
 
     def _on_const(self, error: _Failure, path: SpecPath) -> list[Diagnostic]:
         if path == ("synthc",):
@@ -382,10 +456,21 @@ class _Explainer:
             hint = f"this synthc reads `synthc: {error.expected}` specs"
             if isinstance(error.instance, str):
                 hint = f"write `synthc: {error.expected}` (a number, not a string)"
-            return [self._diag("unsupported-version",
-                               f"`synthc: {shown}` is not a language version this synthc knows", path, hint=hint)]
-        return [self._diag("bad-value", f"{self._subject(path)} must be {json.dumps(error.expected)}, "
-                           f"got {_show(error.instance)}", path)]
+            return [
+                self._diag(
+                    "unsupported-version",
+                    f"`synthc: {shown}` is not a language version this synthc knows",
+                    path,
+                    hint=hint,
+                )
+            ]
+        return [
+            self._diag(
+                "bad-value",
+                f"{self._subject(path)} must be {json.dumps(error.expected)}, got {_show(error.instance)}",
+                path,
+            )
+        ]
 
     def _range(self, error: _Failure, path: SpecPath) -> list[Diagnostic]:
         schema, value = error.schema, _num(error.instance)
@@ -410,8 +495,15 @@ class _Explainer:
 
     def _empty(self, error: _Failure, path: SpecPath) -> list[Diagnostic]:
         if path == ("columns",):
-            return [self._diag("bad-value", "`columns` is empty: a spec needs at least one column", path,
-                               key=True, hint="add e.g. `id: {type: uuid}` under `columns:`")]
+            return [
+                self._diag(
+                    "bad-value",
+                    "`columns` is empty: a spec needs at least one column",
+                    path,
+                    key=True,
+                    hint="add e.g. `id: {type: uuid}` under `columns:`",
+                )
+            ]
         return [self._diag("bad-value", f"{self._subject(path)} must not be empty", path)]
 
     _on_minItems = _on_minProperties = _on_minLength = _empty
@@ -424,30 +516,54 @@ class _Explainer:
         for key in keys[1:]:
             self.implied.add(("unknown-step", (*path, key)))
             if key in self.steps:
-                out.append(self._diag(
-                    "bad-value", f"step {_nth(path)}: `{key}` must be a step of its own", (*path, key),
-                    key=True, hint=f"start a new list item: `- {key}: ...`"))
+                out.append(
+                    self._diag(
+                        "bad-value",
+                        f"step {_nth(path)}: `{key}` must be a step of its own",
+                        (*path, key),
+                        key=True,
+                        hint=f"start a new list item: `- {key}: ...`",
+                    )
+                )
             else:
-                out.append(self._diag(
-                    "unknown-key", f"step {_nth(path)} (`{first}`): unknown key `{key}`", (*path, key), key=True,
-                    hint="a step is a mapping with one key, its name; options go inside it, "
-                         "e.g. `- sort: {by: total, descending: true}`"))
+                out.append(
+                    self._diag(
+                        "unknown-key",
+                        f"step {_nth(path)} (`{first}`): unknown key `{key}`",
+                        (*path, key),
+                        key=True,
+                        hint="a step is a mapping with one key, its name; options go inside it, "
+                        "e.g. `- sort: {by: total, descending: true}`",
+                    )
+                )
         return out
 
     def _on_uniqueItems(self, error: _Failure, path: SpecPath) -> list[Diagnostic]:
         return [self._diag("bad-value", f"{self._subject(path)} lists an item twice", path)]
 
     def _on_pattern(self, error: _Failure, path: SpecPath) -> list[Diagnostic]:
-        return [self._diag("bad-value", f"{self._subject(path)} does not have the expected form, got "
-                           f"{_show(error.instance)}", path)]
+        return [
+            self._diag(
+                "bad-value",
+                f"{self._subject(path)} does not have the expected form, got {_show(error.instance)}",
+                path,
+            )
+        ]
 
     # -- names
 
     def _unknown_step(self, error: _Failure, path: SpecPath) -> list[Diagnostic]:
         name = error.instance
         suggestion = _suggest(name, self.steps, _STEP_ALIASES)
-        return [self._diag("unknown-step", f"step {_nth(path)}: unknown step `{name}`{_mean(suggestion)}",
-                           (*path, name), key=True, hint=f"steps: {', '.join(self.steps)}")]
+        return [
+            self._diag(
+                "unknown-step",
+                f"step {_nth(path)}: unknown step `{name}`{_mean(suggestion)}",
+                (*path, name),
+                key=True,
+                hint=f"steps: {', '.join(self.steps)}",
+            )
+        ]
 
     def _bad_name(self, error: _Failure, path: SpecPath) -> Diagnostic:
         name = error.instance
@@ -460,5 +576,10 @@ class _Explainer:
         owner = self._where(path)[0]
         if owner and not (len(path) == 1 and path[0] == "columns"):
             message = f"{owner}: {message}"
-        return self._diag("bad-column-name", message, where, key=is_key,
-                          hint="a column name starts with a letter or `_` and has only letters, digits and `_`")
+        return self._diag(
+            "bad-column-name",
+            message,
+            where,
+            key=is_key,
+            hint="a column name starts with a letter or `_` and has only letters, digits and `_`",
+        )

@@ -32,7 +32,11 @@ def check_expressions(plan: ir.Plan, smap: SourceMap, cache_dir: Path | None = N
     from synthc.diskcache import JsonCache, cache_root, module_identity
 
     cache = JsonCache(cache_dir or cache_root() / "checks")
-    relevant = {"columns": ir.to_data(plan.columns), "order": plan.column_order, "steps": ir.to_data(plan.steps)}
+    relevant = {
+        "columns": ir.to_data(plan.columns),
+        "order": plan.column_order,
+        "steps": ir.to_data(plan.steps),
+    }
     key = f"polars={module_identity('polars')};format={_CACHE_FORMAT};" + ir.canonical_json(relevant)
     cached = cache.get(key)
     if isinstance(cached, list):

@@ -93,7 +93,11 @@ def test_compile_returns_a_plan_and_raises_spec_error_with_every_diagnostic(spec
     assert isinstance(plan, Plan)
     assert plan == synthc.compile(spec_file)
     assert plan_hash(plan) == plan_hash(synthc.compile(SPEC))
-    assert (plan.rows, plan.seed, plan.column_order) == (50, 5, ("id", "n", "score", "level", "team", "active"))
+    assert (plan.rows, plan.seed, plan.column_order) == (
+        50,
+        5,
+        ("id", "n", "score", "level", "team", "active"),
+    )
     with pytest.raises(synthc.SpecError) as info:
         synthc.compile(BAD)
     assert isinstance(info.value, synthc.SynthcError)
@@ -144,7 +148,8 @@ def test_stream_reports_progress_and_raises_spec_errors_eagerly(spec_file: Path)
 
 
 @pytest.mark.parametrize(
-    "overrides", [{"rows": -1}, {"rows": 2_000_000_001}, {"seed": -1}, {"seed": 2**63}, {"rows": True}, {"rows": 1.5}]
+    "overrides",
+    [{"rows": -1}, {"rows": 2_000_000_001}, {"seed": -1}, {"seed": 2**63}, {"rows": True}, {"rows": 1.5}],
 )
 def test_bad_overrides_are_usage_errors(spec_file: Path, overrides: dict[str, object]) -> None:
     with pytest.raises(synthc.UsageError):

@@ -106,7 +106,9 @@ def test_check_a_directory_checks_the_yaml_files_in_it(
     assert out.splitlines()[-1].endswith("in 2 files")
 
 
-def test_check_json_is_an_array_of_diagnostics(capsys: pytest.CaptureFixture[str], ok: Path, bad: Path) -> None:
+def test_check_json_is_an_array_of_diagnostics(
+    capsys: pytest.CaptureFixture[str], ok: Path, bad: Path
+) -> None:
     code, out, _ = cli(capsys, "check", "--format", "json", ok, bad)
     assert code == 1
     diags = json.loads(out)
@@ -156,7 +158,13 @@ def test_check_accepts_the_format_anywhere(
 
 @pytest.mark.parametrize(
     "argv",
-    [["check"], ["check", "--format", "xml", "x.yaml"], ["frobnicate"], ["run"], ["run", "x.yaml", "--rows", "-1"]],
+    [
+        ["check"],
+        ["check", "--format", "xml", "x.yaml"],
+        ["frobnicate"],
+        ["run"],
+        ["run", "x.yaml", "--rows", "-1"],
+    ],
 )
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, _, err = cli(capsys, *argv)
@@ -194,7 +202,9 @@ def test_top_level_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
 # --------------------------------------------------------------------------- plan
 
 
-def test_plan_text_is_deterministic_and_names_every_column(capsys: pytest.CaptureFixture[str], ok: Path) -> None:
+def test_plan_text_is_deterministic_and_names_every_column(
+    capsys: pytest.CaptureFixture[str], ok: Path
+) -> None:
     code, first, _ = cli(capsys, "plan", ok)
     assert code == 0
     _, second, _ = cli(capsys, "plan", ok)
@@ -218,7 +228,9 @@ def test_plan_json_round_trips_and_applies_overrides(capsys: pytest.CaptureFixtu
     assert (plan.rows, plan.seed) == (3, 9)
 
 
-def test_plan_of_a_bad_spec_shows_the_diagnostic_on_stderr(capsys: pytest.CaptureFixture[str], bad: Path) -> None:
+def test_plan_of_a_bad_spec_shows_the_diagnostic_on_stderr(
+    capsys: pytest.CaptureFixture[str], bad: Path
+) -> None:
     code, out, err = cli(capsys, "plan", bad)
     assert code == 1
     assert out == ""
@@ -248,7 +260,9 @@ def test_run_writes_parquet_with_provenance_metadata(
     assert meta["synthc.engine"] == str(plan.engine)
 
 
-def test_run_rows_and_seed_override_the_spec(capsys: pytest.CaptureFixture[str], ok: Path, tmp_path: Path) -> None:
+def test_run_rows_and_seed_override_the_spec(
+    capsys: pytest.CaptureFixture[str], ok: Path, tmp_path: Path
+) -> None:
     out_path = tmp_path / "out.csv"
     code, _, _ = cli(capsys, "run", ok, "--out", out_path, "--rows", "7", "--seed", "3", "--chunk-rows", "2")
     assert code == 0
@@ -260,7 +274,9 @@ def test_run_rows_and_seed_override_the_spec(capsys: pytest.CaptureFixture[str],
     assert written["id"].to_list() != synthc.generate(ok, rows=7)["id"].to_list()
 
 
-def test_run_format_flag_overrides_the_extension(capsys: pytest.CaptureFixture[str], ok: Path, tmp_path: Path) -> None:
+def test_run_format_flag_overrides_the_extension(
+    capsys: pytest.CaptureFixture[str], ok: Path, tmp_path: Path
+) -> None:
     out_path = tmp_path / "data.txt"
     code, _, _ = cli(capsys, "run", ok, "--out", out_path, "--format", "jsonl", "--quiet")
     assert code == 0
@@ -289,7 +305,9 @@ def test_run_without_any_output_path_is_a_usage_error(capsys: pytest.CaptureFixt
     assert "--out" in err
 
 
-@pytest.mark.parametrize("argv", [["--out", "{tmp}/out.xlsx"], ["--out", "{tmp}/out.parquet", "--format", "xml"]])
+@pytest.mark.parametrize(
+    "argv", [["--out", "{tmp}/out.xlsx"], ["--out", "{tmp}/out.parquet", "--format", "xml"]]
+)
 def test_run_unknown_format_exits_2_and_writes_nothing(
     capsys: pytest.CaptureFixture[str], ok: Path, tmp_path: Path, argv: list[str]
 ) -> None:
@@ -349,7 +367,9 @@ def test_run_out_dash_refuses_parquet(capsys: pytest.CaptureFixture[str], ok: Pa
     assert "error[unknown-format]" in err
 
 
-def test_run_bad_spec_exits_1_with_diagnostics(capsys: pytest.CaptureFixture[str], bad: Path, tmp_path: Path) -> None:
+def test_run_bad_spec_exits_1_with_diagnostics(
+    capsys: pytest.CaptureFixture[str], bad: Path, tmp_path: Path
+) -> None:
     code, _, err = cli(capsys, "run", bad, "--out", tmp_path / "x.parquet")
     assert code == 1
     assert "error[unknown-key]" in err
@@ -406,7 +426,9 @@ def test_preview_prints_a_table_and_writes_nothing(
     assert synthc.generate(ok, rows=4)["id"][3][:8] not in out
 
 
-def test_preview_after_a_filter_shows_the_first_output_rows(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_preview_after_a_filter_shows_the_first_output_rows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     spec = tmp_path / "filtered.yaml"
     spec.write_text(OK_SPEC + "steps:\n  - filter: \"product = 'phone'\"\n")
     code, out, _ = cli(capsys, "preview", spec, "-n", "2")
@@ -474,7 +496,9 @@ def test_process_closed_pipe_is_quiet(ok: Path) -> None:
         "p.stdout.readline(); p.stdout.close(); err = p.stderr.read(); p.wait()\n"
         "sys.stdout.write(err.decode())\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
     assert "Traceback" not in result.stdout
     assert "Exception ignored" not in result.stdout
 
@@ -488,7 +512,9 @@ def test_check_path_stays_light(ok: Path) -> None:
         "heavy = ('polars', 'numpy', 'rich', 'runtime.execute', 'pydantic')\n"
         "print('loaded:' + ','.join(sorted(m for m in heavy if m in sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "loaded:"
 
@@ -499,7 +525,9 @@ def test_cli_module_import_is_light() -> None:
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('polars', 'numpy', 'rich', 'jsonschema', 'yaml', 'typer')"
         " or m in ('runtime.execute', 'synthc.compiler')))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -526,9 +554,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.M
     assert console.console().no_color is True
 
 
-def test_check_on_a_terminal_colours_the_code(
-    monkeypatch: pytest.MonkeyPatch, bad: Path
-) -> None:
+def test_check_on_a_terminal_colours_the_code(monkeypatch: pytest.MonkeyPatch, bad: Path) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     fake = _FakeTTY()
     monkeypatch.setattr(sys, "stdout", fake)

@@ -31,8 +31,12 @@ def test_second_check_does_not_import_polars(tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text(SPEC)
     env = {"SYNTHC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
-    first = subprocess.run([sys.executable, "-c", PROBE, str(spec)], capture_output=True, text=True, env=env, check=True)
-    second = subprocess.run([sys.executable, "-c", PROBE, str(spec)], capture_output=True, text=True, env=env, check=True)
+    first = subprocess.run(
+        [sys.executable, "-c", PROBE, str(spec)], capture_output=True, text=True, env=env, check=True
+    )
+    second = subprocess.run(
+        [sys.executable, "-c", PROBE, str(spec)], capture_output=True, text=True, env=env, check=True
+    )
     assert first.stdout.split() == ["0", "True"]
     assert second.stdout.split() == ["0", "False"]
 
@@ -73,14 +77,18 @@ def test_second_compile_comes_from_the_plan_cache(tmp_path: Path) -> None:
     spec.write_text(SPEC.replace("columns:", "rows: 7\ncolumns:"))
     env = {"SYNTHC_CACHE_DIR": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
     runs = [
-        subprocess.run([sys.executable, "-c", PLAN_PROBE, str(spec)], capture_output=True, text=True, env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-c", PLAN_PROBE, str(spec)], capture_output=True, text=True, env=env, check=True
+        )
         for _ in range(2)
     ]
     assert runs[0].stdout.strip() == "7 ['jsonschema', 'polars', 'yaml']"
     assert runs[1].stdout.strip() == "7 []"
 
 
-def test_plan_cache_misses_on_any_change_and_never_stores_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_cache_misses_on_any_change_and_never_stores_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from synthc.compiler import compile_source
     from synthc.errors import SpecError
 

@@ -17,7 +17,9 @@ def spec(body: str) -> str:
 
 
 def codes(text: str) -> list[tuple[str, int, int]]:
-    return [(d.code, d.span.line, d.span.col) if d.span else (d.code, 0, 0) for d in check_source(text, "t.yaml")]
+    return [
+        (d.code, d.span.line, d.span.col) if d.span else (d.code, 0, 0) for d in check_source(text, "t.yaml")
+    ]
 
 
 def test_evaluation_order_follows_references_and_keeps_declared_output_order() -> None:
@@ -87,7 +89,7 @@ def test_unknown_reference_in_template_points_inside_the_template_and_suggests()
 
 
 def test_unknown_reference_in_expression_points_at_the_name() -> None:
-    text = spec("columns:\n  x: {type: int, min: 0, max: 1}\n  y: {type: expression, expr: \"x + zz\"}\n")
+    text = spec('columns:\n  x: {type: int, min: 0, max: 1}\n  y: {type: expression, expr: "x + zz"}\n')
     assert codes(text) == [("unknown-reference", 4, 36)]
 
 
@@ -108,7 +110,9 @@ def test_template_syntax_error_points_at_the_line_inside_the_template() -> None:
 
 
 def test_vars_are_visible_to_templates() -> None:
-    plan = compile_source(spec("vars: {company: Acme}\ncolumns:\n  s: {type: template, template: '{{ company }}'}\n"))
+    plan = compile_source(
+        spec("vars: {company: Acme}\ncolumns:\n  s: {type: template, template: '{{ company }}'}\n")
+    )
     assert plan.vars == '{"company":"Acme"}'
 
 
@@ -129,7 +133,9 @@ def test_distribution_parameters_are_checked() -> None:
 
 
 def test_weights_negative_and_all_zero() -> None:
-    text = spec("columns:\n  a: {type: category, values: {x: -1, y: 2}}\n  b: {type: category, values: {x: 0, y: 0}}\n")
+    text = spec(
+        "columns:\n  a: {type: category, values: {x: -1, y: 2}}\n  b: {type: category, values: {x: 0, y: 0}}\n"
+    )
     assert [c for c, _, _ in codes(text)] == ["out-of-range", "bad-weights"]
 
 
@@ -171,20 +177,28 @@ def test_relative_dates_need_as_of_and_resolve_against_it() -> None:
         "missing-key",
         "missing-key",
     ]
-    plan = compile_source(spec("as_of: 2025-01-01T00:00:00Z\ncolumns:\n  t: {type: datetime, start: -1d, end: 0d}\n"))
+    plan = compile_source(
+        spec("as_of: 2025-01-01T00:00:00Z\ncolumns:\n  t: {type: datetime, start: -1d, end: 0d}\n")
+    )
     col = plan.column("t")
     assert isinstance(col, ir.TimeColumn)
     assert col.end == absolute_us("2025-01-01") and col.start == col.end - 86_400_000_000
 
 
 def test_bad_datetime_and_order() -> None:
-    text = spec("columns:\n  t: {type: date, start: 2024-13-01, end: 2024-01-01}\n  u: {type: date, start: 2024-02-01, end: 2024-01-01}\n")
+    text = spec(
+        "columns:\n  t: {type: date, start: 2024-13-01, end: 2024-01-01}\n  u: {type: date, start: 2024-02-01, end: 2024-01-01}\n"
+    )
     assert [c for c, _, _ in codes(text)] == ["bad-datetime", "min-greater-than-max"]
 
 
 def test_sequence_format_must_format_an_integer() -> None:
-    assert [c for c, _, _ in codes(spec("columns:\n  n: {type: sequence, format: 'ORD-{:06s}'}\n"))] == ["bad-format"]
-    assert [c for c, _, _ in codes(spec("columns:\n  n: {type: sequence, format: '{0.__class__}'}\n"))] == ["bad-format"]
+    assert [c for c, _, _ in codes(spec("columns:\n  n: {type: sequence, format: 'ORD-{:06s}'}\n"))] == [
+        "bad-format"
+    ]
+    assert [c for c, _, _ in codes(spec("columns:\n  n: {type: sequence, format: '{0.__class__}'}\n"))] == [
+        "bad-format"
+    ]
     compile_source(spec("columns:\n  n: {type: sequence, format: 'ORD-{:06d}'}\n"))
 
 
@@ -232,7 +246,9 @@ def test_too_many_rows_and_unknown_output_format() -> None:
 
 def test_compile_raises_spec_error_with_all_diagnostics() -> None:
     with pytest.raises(SpecError) as info:
-        compile_source(spec("columns:\n  a: {type: int, min: 2, max: 1}\n  b: {type: expression, expr: 'zz'}\n"))
+        compile_source(
+            spec("columns:\n  a: {type: int, min: 2, max: 1}\n  b: {type: expression, expr: 'zz'}\n")
+        )
     assert len(info.value.diagnostics) == 2
 
 
@@ -246,7 +262,11 @@ def test_plan_hash_ignores_output_and_name_but_not_rows() -> None:
 
 
 def test_int_bounds_stay_exact_integers() -> None:
-    plan = compile_source(spec("columns:\n  a: {type: int, min: 9223372036854775000, max: 9223372036854775807}\n  f: {type: float, min: 1, max: 2}\n"))
+    plan = compile_source(
+        spec(
+            "columns:\n  a: {type: int, min: 9223372036854775000, max: 9223372036854775807}\n  f: {type: float, min: 1, max: 2}\n"
+        )
+    )
     a, f = plan.column("a"), plan.column("f")
     assert isinstance(a, ir.NumberColumn) and isinstance(f, ir.NumberColumn)
     assert (a.min, a.max) == (9223372036854775000, 2**63 - 1)

@@ -36,7 +36,10 @@ SCALARS = st.one_of(
 )  # fmt: skip
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "x", "1"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "x", "1"]), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -54,7 +57,9 @@ def columns(draw: st.DrawFn) -> dict[str, Any]:
 
 STEPS = st.lists(
     st.dictionaries(
-        st.sampled_from(["filter", "dedupe", "drop", "select", "rename", "sort", "shuffle", "limit", "explode"]),
+        st.sampled_from(
+            ["filter", "dedupe", "drop", "select", "rename", "sort", "shuffle", "limit", "explode"]
+        ),
         VALUES,
         min_size=1,
         max_size=1,

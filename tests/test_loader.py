@@ -76,13 +76,39 @@ def test_values_are_plain_python() -> None:
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("yes", "yes"), ("no", "no"), ("on", "on"), ("off", "off"), ("y", "y"), ("n", "n"),
-        ("Yes", "Yes"), ("2024-01-01", "2024-01-01"), ("2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z"),
-        ("1:30", "1:30"), ("1_000", "1_000"), ("0b101", "0b101"),
-        ("true", True), ("True", True), ("TRUE", True), ("false", False), ("FALSE", False),
-        ("null", None), ("~", None), ("", None), ("NULL", None),
-        ("42", 42), ("-7", -7), ("+3", 3), ("0777", 777), ("0o17", 15), ("0x1F", 31),
-        ("1.5", 1.5), ("-.5", -0.5), ("1e3", 1000.0), ("2.", 2.0), ("'42'", "42"), ('"true"', "true"),
+        ("yes", "yes"),
+        ("no", "no"),
+        ("on", "on"),
+        ("off", "off"),
+        ("y", "y"),
+        ("n", "n"),
+        ("Yes", "Yes"),
+        ("2024-01-01", "2024-01-01"),
+        ("2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z"),
+        ("1:30", "1:30"),
+        ("1_000", "1_000"),
+        ("0b101", "0b101"),
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("false", False),
+        ("FALSE", False),
+        ("null", None),
+        ("~", None),
+        ("", None),
+        ("NULL", None),
+        ("42", 42),
+        ("-7", -7),
+        ("+3", 3),
+        ("0777", 777),
+        ("0o17", 15),
+        ("0x1F", 31),
+        ("1.5", 1.5),
+        ("-.5", -0.5),
+        ("1e3", 1000.0),
+        ("2.", 2.0),
+        ("'42'", "42"),
+        ('"true"', "true"),
     ],
 )
 def test_yaml_12_core_schema(text: str, value: Any) -> None:
@@ -171,7 +197,12 @@ def test_windows_line_endings() -> None:
     data, smap = load(text, "s.yaml")
     plain, plain_map = load(SPEC, "s.yaml")
     assert data == plain
-    for path in [("name",), ("columns", "price", "mu"), ("steps", 1, "drop", 1), ("columns", "body", "template")]:
+    for path in [
+        ("name",),
+        ("columns", "price", "mu"),
+        ("steps", 1, "drop", 1),
+        ("columns", "body", "template"),
+    ]:
         assert smap.span(path) == plain_map.span(path)
         assert smap.content_origin(path) == plain_map.content_origin(path)
 
@@ -202,8 +233,10 @@ def test_deep_nesting_is_refused_not_a_crash() -> None:
 
 
 def test_keys_that_are_data_are_stringified() -> None:
-    text = "vars: {1: a, true: b}\ncolumns:\n  c: {type: category, values: {1: 0.5, 2.50: 0.5}}\n" \
-           "steps:\n  - rename: {3: x}\n"
+    text = (
+        "vars: {1: a, true: b}\ncolumns:\n  c: {type: category, values: {1: 0.5, 2.50: 0.5}}\n"
+        "steps:\n  - rename: {3: x}\n"
+    )
     data, smap = load(text, "s.yaml")
     assert data["vars"] == {"1": "a", "true": "b"}
     assert data["columns"]["c"]["values"] == {"1": 0.5, "2.50": 0.5}
@@ -298,7 +331,10 @@ def test_anchor_and_alias_are_both_reported() -> None:
 def test_all_load_problems_at_once_sorted_by_position() -> None:
     found = diags("a: !t 1\nb: 1\nb: 2\nc: &x 3\n")
     assert [(d.code, at(d)) for d in found] == [
-        ("unsupported-yaml", (1, 4)), ("duplicate-key", (3, 1)), ("unsupported-yaml", (4, 4))]
+        ("unsupported-yaml", (1, 4)),
+        ("duplicate-key", (3, 1)),
+        ("unsupported-yaml", (4, 4)),
+    ]
 
 
 def test_problems_before_a_syntax_error_are_kept() -> None:
@@ -311,8 +347,10 @@ def test_empty_spec(text: str) -> None:
     assert diag.span is not None and diag.span.file == "s.yaml"
 
 
-@pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "a list"), ("hello\n", "a string"),
-                                           ("42\n", "a number"), ("null\n", "null")])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [("- a\n- b\n", "a list"), ("hello\n", "a string"), ("42\n", "a number"), ("null\n", "null")],
+)
 def test_not_a_mapping(text: str, kind: str) -> None:
     diag = only(text, "not-a-mapping")
     assert at(diag) == (1, 1)
@@ -366,8 +404,9 @@ def test_utf16_is_named(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- properties
 
-_YAMLISH = st.text(alphabet=st.sampled_from([*"ab1 :-\n\t#'\"|>[]{},&*!?%@`~\\.\r", "\ufeff", "é", "\x07"]),
-                   max_size=60)
+_YAMLISH = st.text(
+    alphabet=st.sampled_from([*"ab1 :-\n\t#'\"|>[]{},&*!?%@`~\\.\r", "\ufeff", "é", "\x07"]), max_size=60
+)
 
 
 @settings(max_examples=120, deadline=None)
@@ -386,7 +425,9 @@ def test_any_text_loads_or_raises_spec_error(text: str) -> None:
 _KEYS = st.text(alphabet="abcxyz_", min_size=1, max_size=6)
 _VALUES = st.recursive(
     # PyYAML's dumper writes NEL/LS/PS raw inside quotes, where YAML folds them: leave them out
-    st.none() | st.booleans() | st.integers(-10**6, 10**6)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
     # and strings YAML 1.1 (PyYAML's dumper) writes plain but YAML 1.2 reads as numbers (0E0)
     | st.text(st.characters(exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=10).filter(
         lambda s: not isinstance(resolve_plain(s), int | float) or not s.strip()

@@ -52,7 +52,12 @@ def test_the_import_walker_sees_every_import_form(tmp_path: Path) -> None:
         "import synthc\nfrom synthc.api import check\nimport importlib\n"
         "importlib.import_module('synthc.cli')\nfrom . import sibling\n"
     )
-    assert [module for _, module in _imported_modules(probe)] == ["synthc", "synthc.api", "importlib", "synthc.cli"]
+    assert [module for _, module in _imported_modules(probe)] == [
+        "synthc",
+        "synthc.api",
+        "importlib",
+        "synthc.cli",
+    ]
 
 
 def _run(*argv: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -62,7 +67,25 @@ def _run(*argv: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_passes() -> None:
-    result = _run("-m", "ruff", "check", "--no-cache", "synthc", "runtime", "tests", timeout=120)
+    result = _run(
+        "-m", "ruff", "check", "--no-cache", "synthc", "runtime", "tests", "benchmarks", timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_code_is_ruff_formatted() -> None:
+    result = _run(
+        "-m",
+        "ruff",
+        "format",
+        "--check",
+        "--no-cache",
+        "synthc",
+        "runtime",
+        "tests",
+        "benchmarks",
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -97,7 +120,10 @@ def test_wheel_ships_the_schema_unchanged(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
     )  # fmt: skip
     if result.returncode != 0:
-        if any(sign in result.stderr.lower() for sign in _OFFLINE_SIGNS) and "hatchling.build" not in result.stderr:
+        if (
+            any(sign in result.stderr.lower() for sign in _OFFLINE_SIGNS)
+            and "hatchling.build" not in result.stderr
+        ):
             pytest.skip(f"the build backend cannot be installed offline: {result.stderr.strip()[-300:]}")
         pytest.fail(f"uv build failed:\n{result.stderr}")
     wheels = list(tmp_path.glob("synthc-*.whl"))

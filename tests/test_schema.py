@@ -120,9 +120,15 @@ def _properties(node: Any, where: str = "#") -> list[tuple[str, Any]]:
 
 def test_every_property_has_a_description() -> None:
     schema = load_schema()
-    missing = [where for where, sub in _properties(schema)
-               if "/if/" not in where and "/then/" not in where and "/else/" not in where
-               and "description" not in sub and "$ref" not in sub]
+    missing = [
+        where
+        for where, sub in _properties(schema)
+        if "/if/" not in where
+        and "/then/" not in where
+        and "/else/" not in where
+        and "description" not in sub
+        and "$ref" not in sub
+    ]
     assert missing == []
 
 
@@ -266,8 +272,10 @@ def test_unsupported_version() -> None:
     assert at(diag) == (1, 9) and "`synthc: 2`" in diag.message
 
 
-@pytest.mark.parametrize(("name", "words"), [("1st", "not a valid column name"), ("__x", "reserved"),
-                                             ("'my col'", "not a valid column name")])
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("1st", "not a valid column name"), ("__x", "reserved"), ("'my col'", "not a valid column name")],
+)
 def test_bad_column_name(name: str, words: str) -> None:
     diag = one(BASE + f"  {name}: {{type: uuid}}\n", "bad-column-name")
     assert words in diag.message and at(diag) == (4, 3)
@@ -322,8 +330,19 @@ def test_one_mistake_gives_one_diagnostic(column: str) -> None:
 
 @pytest.mark.parametrize(
     "step",
-    ["sort: {by: id, desc: true}", "sort: {descending: true}", "sort: 5", "limit: -1", "limit: ten",
-     "dedupe: []", "filter: ''", "shuffle", "{}", "rename: {}", "drop: id"],
+    [
+        "sort: {by: id, desc: true}",
+        "sort: {descending: true}",
+        "sort: 5",
+        "limit: -1",
+        "limit: ten",
+        "dedupe: []",
+        "filter: ''",
+        "shuffle",
+        "{}",
+        "rename: {}",
+        "drop: id",
+    ],
 )
 def test_one_step_mistake_gives_one_diagnostic(step: str) -> None:
     assert len(check(BASE + f"steps:\n  - {step}\n")) == 1
@@ -333,22 +352,43 @@ def test_three_mistakes_give_three_diagnostics_in_order() -> None:
     text = "synthc: 1\nrows: -5\ncolumns:\n  a: {type: uuid, nulls: 2}\n  b: {type: sting}\n"
     found = check(text)
     assert [(d.code, at(d)) for d in found] == [
-        ("out-of-range", (2, 7)), ("out-of-range", (4, 26)), ("unknown-column-type", (5, 13))]
+        ("out-of-range", (2, 7)),
+        ("out-of-range", (4, 26)),
+        ("unknown-column-type", (5, 13)),
+    ]
 
 
 # --------------------------------------------------------------------------- robustness
 
 _JUNK = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2) | st.sampled_from(["", "x", "uuid", "sort"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["type", "a", "by", "p"]), inner,
-                                                                 max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(-2, 2)
+    | st.sampled_from(["", "x", "uuid", "sort"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["type", "a", "by", "p"]), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from([("columns", "id"), ("columns", "id", "type"), ("steps",), ("output",), ("rows",),
-                        ("vars",), ("columns", "new")]), _JUNK)
+@given(
+    st.sampled_from(
+        [
+            ("columns", "id"),
+            ("columns", "id", "type"),
+            ("steps",),
+            ("output",),
+            ("rows",),
+            ("vars",),
+            ("columns", "new"),
+        ]
+    ),
+    _JUNK,
+)
 def test_validate_explains_any_value(path: tuple[str, ...], junk: Any) -> None:
     data, source_map = load(BASE, "s.yaml")
     node = data
@@ -367,4 +407,7 @@ def test_examples_in_the_schema_are_valid() -> None:
             spec = {"synthc": 1, "columns": {"product": {"type": "uuid"}, "x": example}}
             assert list(validator.iter_errors(spec)) == [], (name, example)
     for example in defs["step"]["examples"]:
-        assert list(validator.iter_errors({"synthc": 1, "columns": {"a": {"type": "uuid"}}, "steps": [example]})) == []
+        assert (
+            list(validator.iter_errors({"synthc": 1, "columns": {"a": {"type": "uuid"}}, "steps": [example]}))
+            == []
+        )

@@ -16,7 +16,11 @@ def _check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
     assert exe is not None, "check-jsonschema is a dev dependency"
     return subprocess.run(
-        [exe, "--schemafile", str(SCHEMA), *map(str, files)], capture_output=True, text=True, timeout=120, check=False
+        [exe, "--schemafile", str(SCHEMA), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
