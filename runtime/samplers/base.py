@@ -105,8 +105,9 @@ def mulhi(words: U64, factor: int) -> U64:
     lo_lo = a_lo * b_lo
     hi_lo = a_hi * b_lo
     lo_hi = a_lo * b_hi
-    cross = (lo_lo >> shift) + (hi_lo & mask) + lo_hi
-    high: U64 = (hi_lo >> shift) + (cross >> shift) + a_hi * b_hi
+    # the middle column: three terms below 2**32 each; its carry goes to the high word
+    cross = (lo_lo >> shift) + (hi_lo & mask) + (lo_hi & mask)
+    high: U64 = a_hi * b_hi + (hi_lo >> shift) + (lo_hi >> shift) + (cross >> shift)
     return high
 
 
