@@ -38,12 +38,21 @@ class JsonCache:
     def put(self, key: str, data: Any) -> None:
         path = self._path(key)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if not self.directory.exists():
+                self.directory.mkdir(parents=True, exist_ok=True)
+                _ignore_in_git(self.directory.parent)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
             os.replace(tmp, path)
         except OSError:
             pass  # a read-only place just means no cache
+
+
+def _ignore_in_git(root: Path) -> None:
+    """Like .pytest_cache: the cache folder tells git to ignore itself."""
+    marker = root / ".gitignore"
+    if root == cache_root() and not marker.exists():
+        marker.write_text("# created by synthc: caches are not for version control\n*\n", encoding="utf-8")
 
 
 def file_identity(path: str | Path) -> str:

@@ -103,3 +103,12 @@ def test_plan_cache_misses_on_any_change_and_never_stores_errors(
     for entry in (tmp_path / "plans").iterdir():
         entry.write_text('"not a plan"')
     assert compile_source(SPEC) == first  # a corrupt entry is a miss, then rewritten
+
+
+def test_cache_folder_ignores_itself_in_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthc.compiler import compile_source
+
+    root = tmp_path / ".synthc"
+    monkeypatch.setenv("SYNTHC_CACHE_DIR", str(root))
+    compile_source(SPEC)
+    assert (root / ".gitignore").read_text().splitlines()[-1] == "*"
