@@ -8,7 +8,15 @@ from __future__ import annotations
 
 
 class ExecutionError(Exception):
-    """A plan could not be executed (e.g. a step failed on the generated rows)."""
+    """A plan could not be executed (e.g. a template failed on some row).
+
+    ``column`` names the column at fault, when one is, so a front end can point at it
+    in the spec; ``row`` is the global index of the failing row, when known."""
+
+    def __init__(self, message: str, *, column: str | None = None, row: int | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+        self.row = row
 
 
 class OutputError(ExecutionError):

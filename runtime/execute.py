@@ -124,9 +124,9 @@ def _sample(sample: Sampler, col: Column, chunk: Any) -> pl.Series:
     except ExecutionError:
         raise
     except SampleError as exc:  # its message already names the column (and row)
-        raise ExecutionError(str(exc)) from exc
+        raise ExecutionError(str(exc), column=col.name, row=exc.row) from exc
     except (pl.exceptions.PolarsError, _template_error()) as exc:
-        raise ExecutionError(f"column `{col.name}`: {_first_line(exc)}") from exc
+        raise ExecutionError(f"column `{col.name}`: {_first_line(exc)}", column=col.name) from exc
     expected = chunk.stop - chunk.start
     if series.len() != expected or series.name != col.name:
         raise ExecutionError(

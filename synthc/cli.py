@@ -152,7 +152,7 @@ def run_spec(
         fmt = api.output_format(out, fmt)
     compiled = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
     started = time.perf_counter()
-    with _progress(compiled, enabled=not quiet) as advance:
+    with _located(spec), _progress(compiled, enabled=not quiet) as advance:
         if out == "-":
             sys.stdout.flush()
             written = api.write_stream(
@@ -178,6 +178,33 @@ def _spec_output(compiled: "Plan", spec: Path) -> str:
             "no output path: pass --out PATH (or `--out -` for stdout), or set output.path in the spec"
         )
     return str(spec.parent / Path(compiled.output.path).expanduser())
+
+
+@contextmanager
+def _located(spec: Path) -> Iterator[None]:
+    """Turn a column's failure while generating into a ``runtime-error`` diagnostic that
+    points at the column's template or expression in the spec."""
+    from runtime.errors import ExecutionError, OutputError
+
+    try:
+        yield
+    except ExecutionError as exc:
+        if isinstance(exc, OutputError) or exc.column is None:
+            raise
+        from synthc.diagnostics import Diagnostic
+        from synthc.errors import SpecError
+        from synthc.loader import load_path
+
+        column = ("columns", exc.column)
+        try:
+            _, _, smap = load_path(spec)
+        except SpecError:
+            raise exc from None
+        where = next(((*column, k) for k in ("template", "expr") if (*column, k) in smap), column)
+        hint = "the spec is valid, but the values of some row make this fail: guard against them "
+        hint += "(e.g. {% if n %}...{% endif %}, CASE WHEN ... END) or change the inputs' range"
+        diag = Diagnostic("runtime-error", str(exc), smap.span(where), where, hint)
+        raise SpecError([diag]) from exc
 
 
 @contextmanager
@@ -208,7 +235,8 @@ def preview_spec(spec: Path, *, n: int = 10, seed: int | None = None) -> int:
     from synthc import api
 
     compiled = api.with_overrides(api.compile(path=spec), seed=seed)
-    frame = _head(compiled, n)
+    with _located(spec):
+        frame = _head(compiled, n)
     cells = [[_cell(value) for value in column] for column in frame.iter_columns()]
     kinds = [str(dtype).split("(")[0].lower() for dtype in frame.dtypes]
     out = console.console()

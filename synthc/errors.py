@@ -50,6 +50,7 @@ CODES: dict[str, str] = {
     # output
     "unknown-format": "the output format (from the extension or --format) is not supported",
     "output-error": "the output file cannot be written",
+    "runtime-error": "a column's template or expression failed while rows were generated",
 }
 
 

@@ -320,8 +320,10 @@ def test_failures_at_run_time_leave_nothing_behind(
         capsys, "run", str(spec), "--out", str(outdir / f"data.{fmt}"), "--chunk-rows", "16"
     )
     assert code == 1
-    assert "column 't'" in output and reason in output
-    assert output.count("\n") <= 2, output  # one message, not Polars' query plan
+    assert "column `t`" in output and reason in output
+    # one diagnostic pointing at the column (not Polars' query plan): head, source line, caret, hint
+    assert f"{spec}:5:" in output and "error[runtime-error]" in output
+    assert output.count("\n") <= 8, output
     assert_untouched(outdir)
 
 

@@ -33,7 +33,7 @@ UPDATE = os.environ.get("SYNTHC_UPDATE_GOLDEN") == "1"
 EXPECT = re.compile(r"^#\s*expect:\s*(?P<code>[a-z-]+)(?:\s+(?P<line>\d+):(?P<col>\d+))?\s*$")
 # Codes no spec file can produce: a missing file has no text, and output errors happen
 # when writing. Both are exercised by dedicated tests below.
-NOT_IN_CORPUS = {"file-not-found", "output-error"}
+NOT_IN_CORPUS = {"file-not-found", "output-error", "runtime-error"}
 
 Expected = tuple[str, int | None, int | None]
 
@@ -138,6 +138,19 @@ def test_output_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert str(out) in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_runtime_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from synthc.cli import run
+
+    spec = SPECS / "runtime" / "template_zero_division.yaml"
+    assert check_path(spec) == []
+    out = tmp_path / "ratios.csv"
+    assert run(["run", str(spec), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}:9:15: error[runtime-error]: column `ratio`, row " in err
+    assert "ZeroDivisionError" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- the documents

@@ -257,7 +257,7 @@ def test_sequence_values_and_formats() -> None:
     assert run(SequenceColumn("s", format="{{x}}{:4d}."), 0, 1).to_list() == ["{x}   1."]
     assert run(SequenceColumn("s", format="{:x}-{:x}"[:4]), 254, 256).to_list() == ["ff", "100"]
     assert run(SequenceColumn("s", start=-1, format="{:03d}"), 0, 2).to_list() == ["-01", "000"]
-    with pytest.raises(SampleError, match="column 's'"):
+    with pytest.raises(SampleError, match="column `s`"):
         run(SequenceColumn("s", format="{:s}"), 0, 2)
     with pytest.raises(SampleError, match="int64"):
         run(SequenceColumn("s", start=2**63 - 2), 0, 5)
@@ -349,7 +349,7 @@ def test_expression_over_the_frame_and_broadcast() -> None:
     got = run(ExpressionColumn("total", "price * qty", ("price", "qty")), 0, 2, frame=frame)
     assert got.to_list() == [3.0, 6.0] and got.name == "total"
     assert run(ExpressionColumn("k", "1 + 2", ()), 0, 3).to_list() == [3, 3, 3]
-    with pytest.raises(SampleError, match="column 'bad'"):
+    with pytest.raises(SampleError, match="column `bad`"):
         run(ExpressionColumn("bad", "nope + 1", ("nope",)), 0, 2, frame=frame)
 
 
@@ -377,7 +377,7 @@ def test_template_renders_rows_with_vars_and_python_values() -> None:
     [
         ("{{ missing }}", "UndefinedError"),
         ("{{ n + 'x' }}", "TypeError"),
-        ("{{ n.__class__.__mro__ }}", "column 't', row 7"),
+        ("{{ n.__class__.__mro__ }}", "column `t`, row 7"),
         ("{{ [1] | random }}", "random"),
     ],
 )

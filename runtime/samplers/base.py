@@ -32,7 +32,7 @@ class SampleError(Exception):
     The message names the column (and the row when one row is at fault)."""
 
     def __init__(self, column: str, message: str, *, row: int | None = None) -> None:
-        where = f"column {column!r}" if row is None else f"column {column!r}, row {row}"
+        where = f"column `{column}`" if row is None else f"column `{column}`, row {row}"
         super().__init__(f"{where}: {message}")
         self.column = column
         self.row = row
