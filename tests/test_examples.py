@@ -181,3 +181,19 @@ def test_payroll(tmp_path: Path) -> None:
     # the manager is another identity: not the employee in (nearly) every row
     same = (df["manager"] == df["first_name"] + " " + df["last_name"]).sum()
     assert same < df.height * 0.01
+
+
+def test_readme_python_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's Python API example is run as written (from a copy of the repo's
+    examples), so the documented API cannot drift from the real one."""
+    import shutil
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert blocks, "README has a Python example"
+    shutil.copytree(root / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "payroll.parquet").exists()
