@@ -14,7 +14,7 @@ from functools import cache
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_NONDETERMINISTIC_FILTERS = ("random",)
+REMOVED_FILTERS = ("random",)  # not reproducible
 _NONDETERMINISTIC_GLOBALS = ("lipsum",)
 
 
@@ -24,7 +24,7 @@ def environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
-    for name in _NONDETERMINISTIC_FILTERS:
+    for name in REMOVED_FILTERS:
         env.filters.pop(name, None)
     for name in _NONDETERMINISTIC_GLOBALS:
         env.globals.pop(name, None)

@@ -95,9 +95,10 @@ def _compile(text: str, file: str) -> tuple[Plan | None, list[Diagnostic]]:
     except SpecError as exc:
         return None, _rank(exc.diagnostics)
     schema_diags = validate(data, smap)
-    skip = _columns_with_errors(schema_diags)
-    if skip is None:
+    usable = _usable_part(data, schema_diags)
+    if usable is None:
         return None, _rank(schema_diags)
+    data, skip = usable
     graph, resolve_diags = resolve(data, smap, skip)
     plan, lower_diags = lower(data, smap, graph, text, skip)
     diags = schema_diags + resolve_diags + lower_diags
@@ -110,22 +111,34 @@ def _compile(text: str, file: str) -> tuple[Plan | None, list[Diagnostic]]:
     return plan, _rank(diags)
 
 
-def _columns_with_errors(diags: list[Diagnostic]) -> frozenset[str] | None:
-    """Names of columns that have schema errors, or None when an error lies outside
-    a column (then the spec's shape is too uncertain to go on)."""
-    names: set[str] = set()
+# Top-level keys whose schema errors leave the rest checkable (the key falls back to its
+# default); an error anywhere else (columns, synthc, as_of, vars) would only cascade.
+_RECOVERABLE = frozenset({"rows", "seed", "output", "name", "description", "steps"})
+
+
+def _usable_part(data: Any, diags: list[Diagnostic]) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """The part of a spec that later stages can still check despite schema errors, so
+    one run reports as many mistakes as possible: ``(data, columns to skip)``. Columns
+    with errors are skipped (they still count as existing), steps are checked up to the
+    first bad one, a bad recoverable key falls back to its default. None when the spec's
+    shape is too uncertain to go on."""
+    skip: set[str] = set()
+    dropped: set[str] = set()
+    first_bad_step: int | None = None
     for diag in diags:
         path: Any = diag.path
-        if (
-            len(path) >= 2
-            and path[0] == "columns"
-            and isinstance(path[1], str)
-            and diag.code != "bad-column-name"
-        ):
-            names.add(path[1])
+        if len(path) >= 2 and path[0] == "columns" and isinstance(path[1], str):
+            skip.add(path[1])
+        elif len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
+            first_bad_step = path[1] if first_bad_step is None else min(first_bad_step, path[1])
+        elif path and path[0] in _RECOVERABLE:
+            dropped.add(path[0])
         else:
             return None
-    return frozenset(names)
+    usable = {k: v for k, v in data.items() if k not in dropped}
+    if first_bad_step is not None and isinstance(usable.get("steps"), list):
+        usable["steps"] = usable["steps"][:first_bad_step]
+    return usable, frozenset(skip)
 
 
 def _rank(diags: list[Diagnostic]) -> list[Diagnostic]:

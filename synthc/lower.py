@@ -20,7 +20,7 @@ from runtime import plan as ir
 from synthc.diagnostics import Diagnostic, SpecPath
 from synthc.loader import SourceMap
 from synthc.resolve import Graph
-from synthc.timeparse import US_PER_DAY, TimeParseError, absolute_us, instant_us
+from synthc.timeparse import US_PER_DAY, TimeParseError, absolute_us, instant_us, is_relative
 
 MAX_ROWS = 2_000_000_000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -64,6 +64,7 @@ class _Lowering:
     graph: Graph
     diags: list[Diagnostic] = field(default_factory=list)
     as_of: int | None = None
+    as_of_reported: bool = False  # a missing or bad `as_of` is reported once
 
     def error(
         self, code: str, message: str, path: SpecPath, *, key: bool = False, hint: str | None = None
@@ -118,6 +119,7 @@ def _as_of(state: _Lowering) -> int | None:
         return absolute_us(str(text))
     except TimeParseError as exc:
         state.error("bad-datetime", f"as_of: {exc}", ("as_of",))
+        state.as_of_reported = True
         return None
 
 
@@ -408,16 +410,20 @@ def _check_one_type(state: _Lowering, name: str, values: tuple[ir.Scalar, ...], 
 
 
 def _time(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nulls: float) -> ir.TimeColumn:
-    bounds = []
+    bounds: list[int | None] = []
     for key in ("start", "end"):
+        text = str(spec[key])
+        if is_relative(text) and state.as_of is None:
+            _need_as_of(state, name, text, key)
+            bounds.append(None)
+            continue
         try:
-            bounds.append(instant_us(str(spec[key]), state.as_of))
+            bounds.append(instant_us(text, state.as_of))
         except TimeParseError as exc:
-            code = "missing-key" if "needs `as_of`" in str(exc) else "bad-datetime"
-            state.error(code, f"column `{name}`: {exc}", ("columns", name, key))
-            bounds.append(0)
-    start, end = bounds
-    if start > end:
+            state.error("bad-datetime", f"column `{name}`: {exc}", ("columns", name, key))
+            bounds.append(None)
+    start, end = (b if b is not None else 0 for b in bounds)
+    if None not in bounds and start > end:
         state.error(
             "min-greater-than-max",
             f"column `{name}`: start ({spec['start']}) is after end ({spec['end']})",
@@ -426,6 +432,19 @@ def _time(state: _Lowering, name: str, spec: Mapping[str, Any], kind: str, nulls
     if kind == "date":
         return ir.TimeColumn(name, "date", start // US_PER_DAY, end // US_PER_DAY, nulls)
     return ir.TimeColumn(name, "datetime", start, end, nulls)
+
+
+def _need_as_of(state: _Lowering, name: str, text: str, key: str) -> None:
+    """One diagnostic for a missing ``as_of``, at its first use (not one per date)."""
+    if state.as_of_reported:
+        return
+    state.as_of_reported = True
+    state.error(
+        "missing-key",
+        f"column `{name}`: the relative date `{text}` needs `as_of`, the instant relative dates count from",
+        ("columns", name, key),
+        hint="add e.g. `as_of: 2025-01-01T00:00:00Z` at the top of the spec (synthc never reads the clock)",
+    )
 
 
 # --------------------------------------------------------------------------- person identities

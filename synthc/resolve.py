@@ -99,7 +99,7 @@ def _template_refs(
     import jinja2
     from jinja2 import meta
 
-    from runtime.templates import environment
+    from runtime.templates import REMOVED_FILTERS, environment
 
     env = environment()
     try:
@@ -117,7 +117,42 @@ def _template_refs(
             )
         )
         return set()
-    found = meta.find_undeclared_variables(ast)
+    unknown = _unknown_filters_and_tests(env, ast)
+    if unknown:
+        for what, node_name, line in unknown:
+            known = env.filters if what == "filter" else env.tests
+            diags.append(
+                Diagnostic(
+                    "template-syntax",
+                    f"column `{name}`: the template uses unknown {what} `{node_name}`",
+                    span_in_scalar(
+                        smap,
+                        path,
+                        text,
+                        _find_word(text, node_name, _offset_of_line(text, line)),
+                        len(node_name),
+                    ),
+                    path,
+                    hint=(
+                        "it is not reproducible, so synthc leaves it out: draw the value in a column (e.g. a category)"
+                        if node_name in REMOVED_FILTERS
+                        else _did_you_mean(node_name, known) or f"{what}s: {', '.join(sorted(known))}"
+                    ),
+                )
+            )
+        return set()
+    try:
+        found = meta.find_undeclared_variables(ast)
+    except jinja2.TemplateSyntaxError as exc:  # anything else Jinja's compiler refuses
+        diags.append(
+            Diagnostic(
+                "template-syntax",
+                f"column `{name}`: {exc.message}",
+                span_in_scalar(smap, path, text, _offset_of_line(text, exc.lineno or 1), 1),
+                path,
+            )
+        )
+        return set()
     refs = set()
     for ref in sorted(found):
         if ref in names:
@@ -136,6 +171,16 @@ def _template_refs(
                 )
             )
     return refs
+
+
+def _unknown_filters_and_tests(env: Any, ast: Any) -> list[tuple[str, str, int]]:
+    """(``"filter"`` or ``"test"``, name, template line) for each one the sandbox lacks
+    (e.g. a typo, or ``random``, which synthc removes because it is not reproducible)."""
+    from jinja2 import nodes
+
+    unknown = [("filter", n.name, n.lineno) for n in ast.find_all(nodes.Filter) if n.name not in env.filters]
+    unknown += [("test", n.name, n.lineno) for n in ast.find_all(nodes.Test) if n.name not in env.tests]
+    return unknown
 
 
 def _expression_refs(
@@ -281,14 +326,52 @@ def _check_steps(steps: list[Any], names: tuple[str, ...], smap: SourceMap) -> l
                             path,
                         )
                     )
+        seen: set[str] = set()
         for name, item_path in _step_columns(kind, arg, path):
+            span = smap.span(item_path, key=kind == "rename")
             if name not in current:
-                diags.append(
-                    _unknown_step_ref(
-                        where, name, current, smap.span(item_path, key=kind == "rename"), item_path
-                    )
+                diags.append(_unknown_step_ref(where, name, current, span, item_path))
+            elif name in seen:
+                diags.append(Diagnostic("bad-value", f"{where}: `{name}` is named twice", span, item_path))
+            seen.add(name)
+        diags.extend(_rename_clashes(where, kind, arg, current, path, smap))
+        after = _apply_step_names(kind, arg, current)
+        if current and not after:
+            diags.append(
+                Diagnostic(
+                    "bad-value",
+                    f"{where}: no column would be left",
+                    smap.span(path, key=True),
+                    path,
+                    hint="a dataset needs at least one column; keep one, or remove the step",
                 )
-        current = _apply_step_names(kind, arg, current)
+            )
+        current = after
+    return diags
+
+
+def _rename_clashes(
+    where: str, kind: str, arg: Any, current: list[str], path: SpecPath, smap: SourceMap
+) -> list[Diagnostic]:
+    """A new name that another column keeps, or that two columns would both get."""
+    if kind != "rename" or not isinstance(arg, Mapping):
+        return []
+    kept = {c for c in current if c not in arg}
+    diags, taken = [], set()
+    for old, new in arg.items():
+        new = str(new)
+        clash = "another column already has that name" if new in kept else "two columns would get it"
+        if new in kept or new in taken:
+            diags.append(
+                Diagnostic(
+                    "bad-value",
+                    f"{where}: cannot rename `{old}` to `{new}`: {clash}",
+                    smap.span((*path, old)),
+                    (*path, old),
+                    hint="drop or rename the other column first",
+                )
+            )
+        taken.add(new)
     return diags
 
 
@@ -343,11 +426,11 @@ def _did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
-def _find_word(text: str, word: str) -> int:
+def _find_word(text: str, word: str, start: int = 0) -> int:
     import re
 
-    match = re.search(rf"(?<![A-Za-z0-9_]){re.escape(word)}(?![A-Za-z0-9_])", text)
-    return match.start() if match else 0
+    match = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(word)}(?![A-Za-z0-9_])").search(text, start)
+    return match.start() if match else start
 
 
 def _offset_of_line(text: str, line: int) -> int:

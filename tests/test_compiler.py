@@ -173,10 +173,11 @@ def test_conditional_category_must_cover_parent() -> None:
 
 
 def test_relative_dates_need_as_of_and_resolve_against_it() -> None:
-    assert [c for c, _, _ in codes(spec("columns:\n  t: {type: datetime, start: -1d, end: 0d}\n"))] == [
-        "missing-key",
-        "missing-key",
-    ]
+    # one diagnostic for the one mistake, at the first relative date
+    text = spec(
+        "columns:\n  t: {type: datetime, start: -1d, end: 0d}\n  u: {type: date, start: -2d, end: 0d}\n"
+    )
+    assert codes(text) == [("missing-key", 3, 30)]
     plan = compile_source(
         spec("as_of: 2025-01-01T00:00:00Z\ncolumns:\n  t: {type: datetime, start: -1d, end: 0d}\n")
     )
