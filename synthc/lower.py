@@ -20,6 +20,7 @@ from runtime import plan as ir
 from synthc.diagnostics import Diagnostic, SpecPath
 from synthc.loader import SourceMap
 from synthc.resolve import Graph
+from synthc.sqlrefs import substitute_vars
 from synthc.timeparse import US_PER_DAY, TimeParseError, absolute_us, instant_us, is_relative
 
 MAX_ROWS = 2_000_000_000
@@ -103,7 +104,7 @@ def lower(
         as_of=state.as_of or 0,
         columns=tuple(nodes),
         column_order=tuple(n for n in columns if n not in skip),
-        steps=tuple(_steps(data.get("steps") or [])),
+        steps=tuple(_steps(data.get("steps") or [], data.get("vars") or {}, _all_names(data))),
         vars=json.dumps(data.get("vars") or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         output=_output(state),
         spec_hash=xxhash.xxh3_128_hexdigest(source_text.encode()),
@@ -162,7 +163,8 @@ def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column |
                 nulls,
             )
         case "expression":
-            return ir.ExpressionColumn(name, spec["expr"], state.graph.inputs[name], nulls)
+            expr = substitute_vars(spec["expr"], state.data.get("vars") or {}, _all_names(state.data))
+            return ir.ExpressionColumn(name, expr, state.graph.inputs[name], nulls)
         case "template":
             return ir.TemplateColumn(name, spec["template"], state.graph.inputs[name], nulls)
     return None
@@ -471,13 +473,23 @@ def _check_identities(state: _Lowering, columns: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------- steps and output
 
 
-def _steps(steps: list[Any]) -> list[ir.Step]:
+def _all_names(data: Mapping[str, Any]) -> frozenset[str]:
+    """Every name a column has anywhere in the pipeline (declared or given by rename):
+    those shadow vars of the same name in expressions and filters."""
+    names = set(data.get("columns") or {})
+    for step in data.get("steps") or []:
+        if isinstance(step, Mapping) and isinstance(step.get("rename"), Mapping):
+            names.update(str(new) for new in step["rename"].values())
+    return frozenset(names)
+
+
+def _steps(steps: list[Any], variables: Mapping[str, Any], names: frozenset[str]) -> list[ir.Step]:
     out: list[ir.Step] = []
     for step in steps:
         ((kind, arg),) = step.items()
         match kind:
             case "filter":
-                out.append(ir.Filter(str(arg)))
+                out.append(ir.Filter(substitute_vars(str(arg), variables, names)))
             case "dedupe":
                 out.append(ir.Dedupe(_names(arg)))
             case "drop":

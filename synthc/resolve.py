@@ -15,7 +15,7 @@ from typing import Any
 
 from synthc.diagnostics import Diagnostic, Span, SpecPath
 from synthc.loader import SourceMap
-from synthc.sqlrefs import nondeterministic_calls, references
+from synthc.sqlrefs import nondeterministic_calls, references, sql_literal
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,10 @@ def resolve(
     have schema errors) still count as existing but their own references are not read."""
     columns: Mapping[str, Any] = data.get("columns") or {}
     names = tuple(columns)
-    var_names = frozenset((data.get("vars") or {}).keys())
+    variables = data.get("vars") or {}
+    var_names = frozenset(variables)
+    # expressions and filters see scalar vars (their values are written into the SQL)
+    scalar_vars = frozenset(k for k, v in variables.items() if sql_literal(v) is not None)
     diags: list[Diagnostic] = []
     inputs: dict[str, tuple[str, ...]] = {}
     position = {name: i for i, name in enumerate(names)}
@@ -42,12 +45,12 @@ def resolve(
         if name in skip:
             inputs[name] = ()
             continue
-        refs = _column_refs(name, columns[name], position, var_names, smap, diags)
+        refs = _column_refs(name, columns[name], position, var_names, scalar_vars, smap, diags)
         # inputs in declared order (a dict lookup per reference: specs may have 100k columns)
         inputs[name] = tuple(sorted(refs & position.keys(), key=position.__getitem__))
     order, cycle_diags = _order(names, inputs, smap)
     diags.extend(cycle_diags)
-    diags.extend(_check_steps(data.get("steps") or [], names, smap))
+    diags.extend(_check_steps(data.get("steps") or [], names, scalar_vars, smap))
     return Graph(inputs, order), diags
 
 
@@ -59,6 +62,7 @@ def _column_refs(
     column: Mapping[str, Any],
     names: Mapping[str, int],
     var_names: frozenset[str],
+    scalar_vars: frozenset[str],
     smap: SourceMap,
     diags: list[Diagnostic],
 ) -> set[str]:
@@ -67,7 +71,7 @@ def _column_refs(
     if kind == "template":
         return _template_refs(name, column["template"], (*path, "template"), names, var_names, smap, diags)
     if kind == "expression":
-        return _expression_refs(name, column["expr"], (*path, "expr"), names, smap, diags)
+        return _expression_refs(name, column["expr"], (*path, "expr"), names, scalar_vars, smap, diags)
     given = column.get("given")
     if isinstance(given, str):
         if given in names and given != name:
@@ -184,7 +188,13 @@ def _unknown_filters_and_tests(env: Any, ast: Any) -> list[tuple[str, str, int]]
 
 
 def _expression_refs(
-    name: str, text: str, path: SpecPath, names: Mapping[str, int], smap: SourceMap, diags: list[Diagnostic]
+    name: str,
+    text: str,
+    path: SpecPath,
+    names: Mapping[str, int],
+    var_names: frozenset[str],
+    smap: SourceMap,
+    diags: list[Diagnostic],
 ) -> set[str]:
     refs = set()
     diags.extend(_clock_diags(f"column `{name}`", text, path, smap))
@@ -193,6 +203,8 @@ def _expression_refs(
             diags.append(_self_reference(name, text, ref.name, path, smap))
         elif ref.name in names:
             refs.add(ref.name)
+        elif ref.name in var_names:
+            continue  # the compiler writes the var's value into the expression
         else:
             diags.append(
                 Diagnostic(
@@ -200,7 +212,7 @@ def _expression_refs(
                     f"column `{name}`: expression uses unknown column `{ref.name}`",
                     span_in_scalar(smap, path, text, ref.offset, len(ref.name)),
                     path,
-                    hint=_did_you_mean(ref.name, names),
+                    hint=_did_you_mean(ref.name, [*names, *var_names]),
                 )
             )
     return refs
@@ -303,7 +315,9 @@ def _find_cycle(start: str, inputs: Mapping[str, tuple[str, ...]], stuck: set[st
 # --------------------------------------------------------------------------- steps
 
 
-def _check_steps(steps: list[Any], names: tuple[str, ...], smap: SourceMap) -> list[Diagnostic]:
+def _check_steps(
+    steps: list[Any], names: tuple[str, ...], scalar_vars: frozenset[str], smap: SourceMap
+) -> list[Diagnostic]:
     """Every column a step names must exist at that point of the pipeline."""
     current = list(names)
     diags: list[Diagnostic] = []
@@ -316,7 +330,7 @@ def _check_steps(steps: list[Any], names: tuple[str, ...], smap: SourceMap) -> l
         if kind == "filter" and isinstance(arg, str):
             diags.extend(_clock_diags(where, arg, path, smap))
             for ref in references(arg):
-                if ref.name not in current:
+                if ref.name not in current and ref.name not in scalar_vars:
                     diags.append(
                         _unknown_step_ref(
                             where,

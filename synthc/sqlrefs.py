@@ -9,6 +9,7 @@ column references. Polars itself checks syntax and types afterwards (see
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _TOKEN = re.compile(
@@ -78,3 +79,38 @@ def nondeterministic_calls(expr: str) -> list[Ref]:
         if lowered in _BARE_CLOCK or (match.group("call") and lowered in NONDETERMINISTIC):
             found.append(Ref(word, match.start()))
     return found
+
+
+def sql_literal(value: object) -> str | None:
+    """``value`` as a Polars SQL literal, or None when it has no scalar form."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value) if value >= 0 else f"({value})"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        # a bare 0.19 is a DECIMAL literal in Polars SQL; a float var stays a float
+        return f"CAST({value!r} AS DOUBLE)"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return None
+
+
+def substitute_vars(expr: str, variables: Mapping[str, object], columns: frozenset[str]) -> str:
+    """``expr`` with each reference to a scalar var (not shadowed by a column) replaced by
+    its literal, so ``100 * (1 + vat)`` with ``vars: {vat: 0.19}`` runs as
+    ``100 * (1 + 0.19)``: the plan carries the values, and its hash changes with them."""
+    out, last = [], 0
+    for ref in references(expr):
+        if ref.name in columns or ref.name not in variables:
+            continue
+        literal = sql_literal(variables[ref.name])
+        if literal is None:
+            continue
+        quoted = expr.startswith('"', ref.offset - 1) if ref.offset else False
+        start = ref.offset - 1 if quoted else ref.offset
+        end = ref.offset + len(ref.name) + (1 if quoted else 0)
+        out.append(expr[last:start] + literal)
+        last = end
+    return "".join(out) + expr[last:]

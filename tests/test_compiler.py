@@ -273,3 +273,30 @@ def test_int_bounds_stay_exact_integers() -> None:
     assert (a.min, a.max) == (9223372036854775000, 2**63 - 1)
     assert isinstance(a.min, int) and isinstance(f.min, float)
     assert ir.plan_from_json(ir.plan_to_json(plan)) == plan
+
+
+def test_scalar_vars_are_written_into_expressions_and_filters() -> None:
+    plan = compile_source(
+        spec(
+            """
+            vars: {vat: 0.19, label: "O'Neil", n: -2, items: [1], net: 5}
+            columns:
+              net: {type: int, min: 10, max: 20}
+              gross: {type: expression, expr: "net * (1 + vat) + n"}
+              who: {type: expression, expr: "label"}
+            steps:
+              - filter: "gross > 12 * (1 + vat)"
+            """
+        )
+    )
+    gross, who = plan.column("gross"), plan.column("who")
+    assert isinstance(gross, ir.ExpressionColumn) and isinstance(who, ir.ExpressionColumn)
+    # `net` is a column and shadows the var of the same name
+    assert gross.expr == "net * (1 + CAST(0.19 AS DOUBLE)) + (-2)" and gross.inputs == ("net",)
+    assert who.expr == "'O''Neil'"
+    assert plan.steps == (ir.Filter("gross > 12 * (1 + CAST(0.19 AS DOUBLE))"),)
+
+
+def test_a_list_var_is_not_usable_in_an_expression() -> None:
+    text = spec("vars: {items: [1, 2]}\ncolumns:\n  a: {type: expression, expr: 'items'}\n")
+    assert [c for c, _, _ in codes(text)] == ["unknown-reference"]
