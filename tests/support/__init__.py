@@ -1,0 +1,1 @@
+"""Helpers for synthc's test suite and benchmarks (not part of the shipped package)."""
