@@ -102,9 +102,16 @@ def write_stream(frames: Iterable[pl.DataFrame], stream: BinaryIO, fmt: OutputFo
     if fmt == "parquet":
         raise OutputError("parquet cannot be streamed to stdout: write it to a file")
     counted = _Counted(frames)
+    recording = _RecordingFile(stream)
     try:
-        _write_to(counted, stream, fmt, {})
+        _write_to(counted, cast(BinaryIO, recording), fmt, {})
         stream.flush()
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        # Polars rewords the stream's own error (a closed pipe becomes a ComputeError
+        # saying "Broken pipe"): pass on the original, so `| head` can end quietly.
+        if recording.error is not None and recording.error is not exc:
+            raise recording.error from None
+        raise
     finally:
         counted.close()
     return counted.rows

@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from runtime.errors import ExecutionError, OutputError
     from runtime.plan import Plan
     from synthc.api import check, compile, generate, stream, write, write_stream
     from synthc.diagnostics import Diagnostic, Span
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Diagnostic",
+    "ExecutionError",
+    "OutputError",
     "Plan",
     "Span",
     "SpecError",
@@ -54,6 +57,8 @@ _LAZY: dict[str, str] = {
     "SpecError": "synthc.errors",
     "UsageError": "synthc.errors",
     "Plan": "runtime.plan",
+    "ExecutionError": "runtime.errors",
+    "OutputError": "runtime.errors",
 }
 
 

@@ -3,8 +3,8 @@
 A *spec* argument is one of:
 
 - a :class:`pathlib.Path` (or any ``os.PathLike``): the path of a spec file;
-- a ``str`` that contains a newline or starts with ``synthc:`` (after leading
-  whitespace): the YAML text of a spec;
+- a ``str`` that contains a newline, starts with ``synthc:`` or ``{`` (after leading
+  whitespace), or is blank: the YAML text of a spec;
 - any other ``str``: the path of a spec file;
 - for :func:`generate`, :func:`stream`, :func:`write` and :func:`write_stream`, also an
   already compiled :class:`runtime.plan.Plan`.
@@ -80,12 +80,19 @@ def _source(
     if path is not None:
         return "path", Path(path)
     if isinstance(spec, str):
-        if "\n" in spec or spec.lstrip().startswith("synthc:"):
+        if _looks_like_text(spec):
             return "text", spec
         return "path", Path(spec)
     if isinstance(spec, os.PathLike):
         return "path", Path(spec)
     raise UsageError(f"a spec is a path or YAML text, not {type(spec).__name__}")
+
+
+def _looks_like_text(spec: str) -> bool:
+    """YAML text rather than a path: it has a line break, starts like a spec
+    (``synthc:`` or a flow mapping ``{``), or is blank (an empty spec, not the folder ``.``)."""
+    head = spec.lstrip()
+    return "\n" in spec or not head or head.startswith(("synthc:", "{"))
 
 
 def check(
@@ -226,6 +233,8 @@ def stream_format(format: str) -> OutputFormat:
     need a file). Raises :class:`UsageError` with an ``unknown-format`` diagnostic."""
     if format.lower() in _STREAM_FORMATS:
         return _FORMATS[format.lower()]
+    if format.lower() not in _FORMATS:
+        raise _unknown_format(f"unknown output format `{format}`")
     hint = "streaming takes jsonl or csv; write parquet or json to a file (--out data.parquet)"
     raise _unknown_format(f"cannot stream `{format}` to a pipe", hint=hint)
 

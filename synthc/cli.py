@@ -101,7 +101,7 @@ def _render(diag: "Diagnostic", source: str | None, *, err: bool) -> str:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 # --------------------------------------------------------------------------- plan, schema
@@ -161,12 +161,14 @@ def run_spec(
             target = "stdout"
         else:
             target = out or _spec_output(compiled, spec)
+            if out is None:  # a spec names where its data goes: make the folder, as git checkouts lack it
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
             fmt = fmt or (compiled.output.format if compiled.output else None)
             written = api.write(compiled, target, format=fmt, chunk_rows=chunk_rows, progress=advance).rows
     if not quiet:
         seconds = time.perf_counter() - started
         rate = f"{written / seconds:,.0f} rows/s" if seconds > 0 else "- rows/s"
-        console.echo(f"wrote {written:,} rows to {target} in {seconds:.2f} s ({rate})", err=True)
+        console.echo(f"wrote {_plural(written, 'row')} to {target} in {seconds:.2f} s ({rate})", err=True)
     return EXIT_OK
 
 
@@ -412,7 +414,7 @@ def build_app() -> "typer.Typer":
             str | None,
             typer.Option(
                 "--out", "-o", metavar="PATH", show_default=False,
-                help="Output file (default: the spec's output.path, relative to the working directory). "
+                help="Output file (default: the spec's output.path, relative to the spec file's folder). "
                 "`-` streams JSON lines (or CSV with --format csv) to stdout.",
             ),
         ] = None,
@@ -530,9 +532,9 @@ def _report(exc: BaseException) -> int:
     if isinstance(exc, ExecutionError):
         console.echo(f"error: {exc}", err=True)
         return EXIT_ERROR
-    if isinstance(exc, BrokenPipeError):  # `synthc run ... --out - | head`
+    if isinstance(exc, BrokenPipeError):  # `synthc run ... --out - | head`: the reader had enough
         _silence_stdout()
-        return EXIT_ERROR
+        return EXIT_OK
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         console.echo(f"error: {exc.strerror or exc}{where}", err=True)
@@ -575,7 +577,10 @@ def main() -> int:
     interpreter's teardown (freeing each module and the arrays of a large run) costs
     ~0.1 s and does nothing useful here (mypy's command line does the same)."""
     import os
+    import signal
 
+    # SIGTERM (timeout, CI, docker stop) unwinds like Ctrl-C: temporary files are removed
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     code = run(sys.argv[1:])
     for stream in (sys.stdout, sys.stderr):
         try:

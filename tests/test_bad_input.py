@@ -8,8 +8,10 @@ the output directory, and an existing output file left byte for byte as it was.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -233,7 +235,7 @@ def test_usage_errors_exit_2(
     assert_untouched(outdir)
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "json", "xlsx"])
+@pytest.mark.parametrize("fmt", ["parquet", "json"])
 def test_out_dash_takes_only_stream_formats(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, fmt: str
 ) -> None:
@@ -242,6 +244,14 @@ def test_out_dash_takes_only_stream_formats(
     assert f"error[unknown-format]: cannot stream `{fmt}` to a pipe" in output
     assert "hint: streaming takes jsonl or csv" in output  # not a hint that lists parquet
     assert "{" not in output  # no rows were written before the refusal
+
+
+def test_out_dash_with_a_format_that_does_not_exist(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, output = run_cli(capsys, "run", str(spec_file(tmp_path, OK)), "--out", "-", "--format", "xlsx")
+    assert code == 2
+    assert "error[unknown-format]: unknown output format `xlsx`" in output
 
 
 def test_a_usage_error_comes_before_spec_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -401,3 +411,35 @@ def test_as_a_process(tmp_path: Path, outdir: Path) -> None:
         assert fragment in done.stderr, done.stderr
         assert "Traceback" not in done.stderr + done.stdout
     assert_untouched(outdir)
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly() -> None:
+    """`synthc run SPEC --out - | head -1`: no error message, exit 0."""
+    spec = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthc", "run", str(spec), "--rows", "200000", "--out", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "error" not in err.lower() and "Traceback" not in err
+
+
+def test_sigterm_leaves_no_temporary_file(tmp_path: Path) -> None:
+    spec = Path(__file__).resolve().parent.parent / "benchmarks" / "specs" / "eight_columns.yaml"
+    out = tmp_path / "big.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthc", "run", str(spec), "--rows", "20000000", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while not any(tmp_path.iterdir()) and time.monotonic() < deadline:  # the temp file exists
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    assert list(tmp_path.iterdir()) == []

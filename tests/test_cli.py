@@ -582,3 +582,13 @@ def test_columns_that_fit_a_terminal() -> None:
     assert _columns_that_fit([10, 10, 10], 27) == 2  # 1 + 13 + 13
     assert _columns_that_fit([10, 10, 10], 26) == 1
     assert _columns_that_fit([200], 80) == 1  # always at least one
+
+
+def test_run_creates_the_folder_of_the_spec_output_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(OK_SPEC + "output: {path: data/out/rows.csv}\n")
+    code, _, _ = cli(capsys, "run", spec)
+    assert code == 0
+    assert (tmp_path / "data" / "out" / "rows.csv").exists()

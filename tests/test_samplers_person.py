@@ -101,3 +101,15 @@ def test_addresses_and_companies_follow_the_locale_patterns() -> None:
 def test_unknown_locale_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown person locale"):
         sample(PersonColumn("p", "name", locale="xx_XX"), Chunk(0, 0, 1, pl.DataFrame(), {}))
+
+
+def test_german_emails_spell_umlauts_out() -> None:
+    from runtime.samplers.person import ascii_fold
+
+    assert [ascii_fold(n, "de_DE") for n in ("Jörg", "Krüger", "Jäger", "Weiß")] == [
+        "joerg",
+        "krueger",
+        "jaeger",
+        "weiss",
+    ]
+    assert ascii_fold("Jörg", "fr_FR") == "jorg"

@@ -53,10 +53,17 @@ _EMAIL_NUMBERS = 99  # numbered styles append 1..99
 _FOLD = str.maketrans({"ß": "ss", "æ": "ae", "ø": "o", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th"})
 
 
-def ascii_fold(text: str) -> str:
-    """Lowercase ASCII letters and digits only: accents stripped, ß -> ss, and spaces,
-    hyphens and apostrophes dropped ("Le Gall" -> "legall", "O'Brien" -> "obrien")."""
-    decomposed = unicodedata.normalize("NFKD", text.lower().translate(_FOLD))
+# German spells umlauts out when it has to drop them (Jörg -> joerg, not jorg).
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue"})
+_LOCALE_FOLDS = {"de_DE": _UMLAUTS}
+
+
+def ascii_fold(text: str, locale: str = "") -> str:
+    """Lowercase ASCII letters and digits only: accents stripped (German umlauts spelled
+    out for de_DE), ß -> ss, and spaces, hyphens and apostrophes dropped ("Le Gall" ->
+    "legall", "O'Brien" -> "obrien")."""
+    lowered = text.lower().translate(_LOCALE_FOLDS.get(locale, {}))
+    decomposed = unicodedata.normalize("NFKD", lowered.translate(_FOLD))
     return "".join(ch for ch in decomposed if ch.isascii() and ch.isalnum())
 
 
@@ -80,10 +87,10 @@ class Locale:
     phones: tuple[str, ...]
 
 
-def _names(entries: list[Any]) -> tuple[list[str], list[str]]:
+def _names(entries: list[Any], locale: str) -> tuple[list[str], list[str]]:
     """(display names, folded ASCII names); entries are "Name" or ["名前", "romaji"]."""
     display = [e if isinstance(e, str) else e[0] for e in entries]
-    folded = [ascii_fold(e if isinstance(e, str) else e[1]) for e in entries]
+    folded = [ascii_fold(e if isinstance(e, str) else e[1], locale) for e in entries]
     return display, folded
 
 
@@ -97,8 +104,8 @@ def locale(name: str) -> Locale:
     if name not in LOCALES:
         raise ValueError(f"unknown person locale {name!r} (known: {', '.join(LOCALES)})")
     data = json.loads((DATA_DIR / f"person_{name}.json").read_text(encoding="utf-8"))
-    first, first_ascii = _names(data["first_names"])
-    last, last_ascii = _names(data["last_names"])
+    first, first_ascii = _names(data["first_names"], name)
+    last, last_ascii = _names(data["last_names"], name)
     rest = [sep + n for sep in _SEPARATORS for n in last_ascii] + [""]
     tails = [f"{n or ''}@{d}" for n in [None, *range(1, _EMAIL_NUMBERS + 1)] for d in EMAIL_DOMAINS]
     return Locale(
