@@ -102,6 +102,7 @@ class SourceMap:
 
     file: str
     entries: dict[SpecPath, SourceEntry] = field(default_factory=dict, repr=False)
+    lines: tuple[str, ...] = field(default=(), repr=False)  # the source, for positions inside folded text
 
     def span(self, path: SpecPath, *, key: bool = False) -> Span | None:
         """The span of the value at ``path`` (of its key when ``key``; a list item's key is
@@ -160,7 +161,7 @@ def load(text: str, file: str = "<spec>") -> tuple[Any, SourceMap]:
             diags = _check_document(composer, file)
     if diags:
         raise SpecError(sorted(diags, key=sort_key))
-    return composer.root, SourceMap(file, composer.entries)
+    return composer.root, SourceMap(file, composer.entries, tuple(text.splitlines()))
 
 
 def load_path(path: str | Path) -> tuple[str, Any, SourceMap]:

@@ -468,7 +468,9 @@ def span_in_scalar(smap: SourceMap, path: SpecPath, text: str, offset: int, leng
         return whole
     line_in_text = text.count("\n", 0, offset)
     col_in_line = offset - (text.rfind("\n", 0, offset) + 1)
-    if smap.style(path) in ("|", ">"):
+    if smap.style(path) == ">":
+        line, col = _in_folded(smap.lines, origin, text, offset)
+    elif smap.style(path) == "|":
         line = origin[0] + line_in_text
         col = origin[1] + col_in_line
     elif line_in_text == 0:
@@ -476,3 +478,25 @@ def span_in_scalar(smap: SourceMap, path: SpecPath, text: str, offset: int, leng
     else:
         line, col = origin[0] + line_in_text, 1
     return Span(whole.file, line, col, line, col + max(1, length))
+
+
+def _in_folded(lines: tuple[str, ...], origin: tuple[int, int], text: str, offset: int) -> tuple[int, int]:
+    """Where ``text[offset]`` of a folded (``>``) block scalar stands in the source: YAML
+    joins consecutive lines with a space and turns k blank lines into k line breaks."""
+    first, indent = origin[0], origin[1] - 1
+    position, blanks = 0, 0
+    for number in range(first, len(lines) + 1):
+        raw = lines[number - 1]
+        content = raw[indent:].rstrip() if len(raw) > indent else raw.strip()
+        if not content:
+            blanks += 1
+            continue
+        if raw[:indent].strip():  # dedented: the scalar ended
+            break
+        if number > first:
+            position += blanks if blanks else 1
+        blanks = 0
+        if offset < position + len(content):
+            return number, indent + 1 + offset - position
+        position += len(content)
+    return first, origin[1]

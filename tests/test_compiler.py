@@ -300,3 +300,24 @@ def test_scalar_vars_are_written_into_expressions_and_filters() -> None:
 def test_a_list_var_is_not_usable_in_an_expression() -> None:
     text = spec("vars: {items: [1, 2]}\ncolumns:\n  a: {type: expression, expr: 'items'}\n")
     assert [c for c, _, _ in codes(text)] == ["unknown-reference"]
+
+
+def test_positions_inside_folded_block_scalars() -> None:
+    text = spec(
+        """
+        columns:
+          n: {type: int, min: 0, max: 20}
+          big:
+            type: expression
+            expr: >-
+              CASE WHEN n > 10
+              THEN 'big' ELSE nn END
+          t:
+            type: template
+            template: >
+              Hello
+
+              {{ n }} and {{ mm }}
+        """
+    )
+    assert codes(text) == [("unknown-reference", 9, 23), ("unknown-reference", 15, 22)]
