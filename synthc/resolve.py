@@ -100,63 +100,10 @@ def _template_refs(
     smap: SourceMap,
     diags: list[Diagnostic],
 ) -> set[str]:
-    import jinja2
-    from jinja2 import meta
+    from runtime.templates import environment
 
-    from runtime.templates import REMOVED_FILTERS, environment
-
-    env = environment()
-    try:
-        ast = env.parse(text)
-    except jinja2.TemplateSyntaxError as exc:
-        line = exc.lineno or 1
-        offset = _offset_of_line(text, line)
-        diags.append(
-            Diagnostic(
-                "template-syntax",
-                f"column `{name}`: template syntax error: {exc.message}",
-                span_in_scalar(smap, path, text, offset, 1),
-                path,
-                hint="templates use Jinja syntax: {{ column }}, {% if ... %}...{% endif %}",
-            )
-        )
-        return set()
-    unknown = _unknown_filters_and_tests(env, ast)
-    if unknown:
-        for what, node_name, line in unknown:
-            known = env.filters if what == "filter" else env.tests
-            diags.append(
-                Diagnostic(
-                    "template-syntax",
-                    f"column `{name}`: the template uses unknown {what} `{node_name}`",
-                    span_in_scalar(
-                        smap,
-                        path,
-                        text,
-                        _find_word(text, node_name, _offset_of_line(text, line)),
-                        len(node_name),
-                    ),
-                    path,
-                    hint=(
-                        "it is not reproducible, so synthc leaves it out: draw the value in a column (e.g. a category)"
-                        if node_name in REMOVED_FILTERS
-                        else _did_you_mean(node_name, known) or f"{what}s: {', '.join(sorted(known))}"
-                    ),
-                )
-            )
-        return set()
-    try:
-        found = meta.find_undeclared_variables(ast)
-    except jinja2.TemplateSyntaxError as exc:  # anything else Jinja's compiler refuses
-        diags.append(
-            Diagnostic(
-                "template-syntax",
-                f"column `{name}`: {exc.message}",
-                span_in_scalar(smap, path, text, _offset_of_line(text, exc.lineno or 1), 1),
-                path,
-            )
-        )
-        return set()
+    found, problems = _template_names(name, text, path, smap)
+    diags.extend(problems)
     refs = set()
     for ref in sorted(found):
         if ref in names:
@@ -164,7 +111,7 @@ def _template_refs(
                 diags.append(_self_reference(name, text, ref, path, smap))
             else:
                 refs.add(ref)
-        elif ref not in var_names and ref not in env.globals:
+        elif ref not in var_names and ref not in environment().globals:
             diags.append(
                 Diagnostic(
                     "unknown-reference",
@@ -175,6 +122,49 @@ def _template_refs(
                 )
             )
     return refs
+
+
+def _template_names(
+    name: str, text: str, path: SpecPath, smap: SourceMap
+) -> tuple[set[str], list[Diagnostic]]:
+    """The names a template reads, parsed (and compiled) in the runtime's sandbox; or no
+    names and the diagnostics of a template Jinja refuses."""
+    import jinja2
+    from jinja2 import meta
+
+    from runtime.templates import environment
+
+    def refused(message: str, line: int, word: str | None = None, hint: str | None = None) -> Diagnostic:
+        start = _offset_of_line(text, line)
+        offset = start if word is None else _find_word(text, word, start)
+        span = span_in_scalar(smap, path, text, offset, len(word) if word else 1)
+        return Diagnostic("template-syntax", f"column `{name}`: {message}", span, path, hint)
+
+    env = environment()
+    try:
+        ast = env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        hint = "templates use Jinja syntax: {{ column }}, {% if ... %}...{% endif %}"
+        return set(), [refused(f"template syntax error: {exc.message}", exc.lineno or 1, hint=hint)]
+    unknown = [
+        refused(f"the template uses unknown {what} `{word}`", line, word, _unknown_hint(env, what, word))
+        for what, word, line in _unknown_filters_and_tests(env, ast)
+    ]
+    if unknown:
+        return set(), unknown
+    try:
+        return set(meta.find_undeclared_variables(ast)), []
+    except jinja2.TemplateSyntaxError as exc:  # anything else Jinja's compiler refuses
+        return set(), [refused(exc.message or "the template does not compile", exc.lineno or 1)]
+
+
+def _unknown_hint(env: Any, what: str, word: str) -> str:
+    from runtime.templates import REMOVED_FILTERS
+
+    if word in REMOVED_FILTERS:
+        return "it is not reproducible, so synthc leaves it out: draw the value in a column (e.g. a category)"
+    known = env.filters if what == "filter" else env.tests
+    return _did_you_mean(word, known) or f"{what}s: {', '.join(sorted(known))}"
 
 
 def _unknown_filters_and_tests(env: Any, ast: Any) -> list[tuple[str, str, int]]:
