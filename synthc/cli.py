@@ -249,7 +249,12 @@ def preview_spec(spec: Path, *, n: int = 10, seed: int | None = None) -> int:
         shown, cap = _columns_that_fit([min(w, _MAX_CELL) for w in widths], out.width), _MAX_CELL
     else:
         out.width = 1_000_000  # piped: the table keeps its natural width
-    title = f"{compiled.name or spec.name}: first {frame.height:,} of {compiled.rows:,} rows"
+    from runtime.plan import Dedupe, Filter, Limit
+
+    # filter, dedupe and limit change how many rows come out; the plan knows only `rows`
+    shrinks = any(isinstance(step, Filter | Dedupe | Limit) for step in compiled.steps)
+    total = f"at most {compiled.rows:,} rows" if shrinks else f"{compiled.rows:,} rows"
+    title = f"{compiled.name or spec.name}: first {frame.height:,} of {total}"
     table = Table(title=escape(title), title_justify="left")
     if shown < len(cells):
         table.caption = escape(f"not shown (too wide for the window): {', '.join(frame.columns[shown:])}")
