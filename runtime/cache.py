@@ -27,6 +27,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -430,12 +431,21 @@ def _connect(path: Path, mode: str, timeout: float) -> sqlite3.Connection:
         isolation_level=None,  # autocommit: every put is its own committed transaction
         check_same_thread=False,  # shared across threads behind Cache._lock
     )
-    try:
-        _prepare(db, path, readonly=mode != "rwc")
-    except BaseException:
-        db.close()
-        raise
-    return db
+    # Setting up a new file (page size, WAL) needs locks that SQLite may refuse at once,
+    # without its busy handler, while another process does the same: retry until timeout.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _prepare(db, path, readonly=mode != "rwc")
+            return db
+        except sqlite3.OperationalError as exc:
+            if _code(exc) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() > deadline:
+                db.close()
+                raise
+            time.sleep(0.01)
+        except BaseException:
+            db.close()
+            raise
 
 
 def _prepare(db: sqlite3.Connection, path: Path, *, readonly: bool) -> None:

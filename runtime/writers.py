@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,14 +287,18 @@ class _RecordingFile(io.RawIOBase):
 
 @contextlib.contextmanager
 def _atomic_file(target: Path) -> Iterator[BinaryIO]:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    # The name is chosen before the file exists and the file is created inside the
+    # `try`, so an interrupt at any moment (Ctrl-C, SIGTERM) still removes it.
+    tmp = target.parent / f".{target.name}.tmp-{secrets.token_hex(6)}"
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_umask())
         with os.fdopen(fd, "wb", buffering=1 << 20) as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, target)
+    except FileExistsError:
+        raise  # that name belongs to someone else: never remove it
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
