@@ -18,9 +18,9 @@ import polars as pl
 
 from runtime.defaults import DEFAULT_CHUNK_ROWS
 from runtime.errors import ExecutionError, OutputError
-from runtime.plan import Column, OutputFormat, Plan, plan_hash
+from runtime.plan import Column, OutputFormat, Plan, format_for_path, plan_hash
 from runtime.steps import apply_steps, hidden_columns, shuffle_key_names
-from runtime.writers import WriteResult, format_for_path, write
+from runtime.writers import WriteResult, write
 
 Progress = Callable[[int], None]
 

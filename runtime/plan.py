@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields, is_dataclass, replace
+from os import PathLike
+from pathlib import PurePath
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import xxhash
@@ -32,6 +34,16 @@ PersonField = Literal[
     "name", "first_name", "last_name", "email", "phone", "company", "city", "country", "street_address"
 ]
 OutputFormat = Literal["parquet", "csv", "json", "jsonl"]
+# extensions that name a format (compared case-insensitively)
+FORMAT_SUFFIXES: dict[str, OutputFormat] = {
+    ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json",
+    ".jsonl": "jsonl", ".ndjson": "jsonl",
+}  # fmt: skip
+
+
+def format_for_path(path: str | PathLike[str]) -> OutputFormat | None:
+    """The format a path's extension names (case-insensitive), or None if unknown."""
+    return FORMAT_SUFFIXES.get(PurePath(path).suffix.lower())
 
 
 # --------------------------------------------------------------------------- distributions

@@ -38,14 +38,6 @@ ROW_GROUP_ROWS = 131_072
 PARQUET_COMPRESSION: Literal["zstd"] = "zstd"
 PARQUET_COMPRESSION_LEVEL = 1
 
-_SUFFIXES: dict[str, OutputFormat] = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".json": "json",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
 _NESTED = (pl.List, pl.Array, pl.Struct, pl.Object)
 
 
@@ -54,11 +46,6 @@ class WriteResult:
     path: Path
     rows: int
     bytes: int
-
-
-def format_for_path(path: str | Path) -> OutputFormat | None:
-    """The format a path's extension names (case-insensitive), or None if unknown."""
-    return _SUFFIXES.get(Path(path).suffix.lower())
 
 
 def write(

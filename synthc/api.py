@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
 
-from runtime.defaults import DEFAULT_CHUNK_ROWS
+from runtime.defaults import DEFAULT_CHUNK_ROWS, MAX_ROWS, MAX_SEED
 from runtime.plan import Plan
 from synthc.diagnostics import Diagnostic
 from synthc.errors import UsageError
@@ -55,8 +55,6 @@ SpecInput: TypeAlias = "str | os.PathLike[str]"
 PlanInput: TypeAlias = "str | os.PathLike[str] | Plan"
 
 
-MAX_ROWS: Final = 2_000_000_000
-MAX_SEED: Final = 2**63 - 1
 _FORMATS: Final[dict[str, OutputFormat]] = {
     "parquet": "parquet",
     "csv": "csv",
@@ -213,7 +211,7 @@ def output_format(out: str | os.PathLike[str], format: str | None) -> OutputForm
 
     Raises :class:`UsageError` with an ``unknown-format`` diagnostic for anything else.
     """
-    from runtime.writers import format_for_path
+    from runtime.plan import format_for_path
 
     if format is not None:
         if format.lower() in _FORMATS:  # case-insensitive, like extensions

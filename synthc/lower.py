@@ -17,13 +17,13 @@ from typing import Any
 import xxhash
 
 from runtime import plan as ir
+from runtime.defaults import MAX_ROWS
 from synthc.diagnostics import Diagnostic, SpecPath
 from synthc.loader import SourceMap
 from synthc.resolve import Graph
 from synthc.sqlrefs import substitute_vars
 from synthc.timeparse import US_PER_DAY, TimeParseError, absolute_us, instant_us, is_relative
 
-MAX_ROWS = 2_000_000_000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # Parameters each distribution takes (uniform's bounds are the column's min/max).
@@ -50,10 +50,6 @@ _PARAM_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     "n": (lambda v: v >= 0 and float(v).is_integer(), "must be a whole number ≥ 0"),
     "p": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
 }
-FORMAT_EXTENSIONS: dict[str, ir.OutputFormat] = {
-    ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json",
-    ".jsonl": "jsonl", ".ndjson": "jsonl",
-}  # fmt: skip
 
 
 @dataclass
@@ -524,7 +520,7 @@ def _output(state: _Lowering) -> ir.Output | None:
     if not isinstance(output, Mapping) or "path" not in output:
         return None
     path = str(output["path"])
-    fmt = output.get("format") or format_for_path(path)
+    fmt = output.get("format") or ir.format_for_path(path)
     if fmt is None:
         state.error(
             "unknown-format",
@@ -534,11 +530,3 @@ def _output(state: _Lowering) -> ir.Output | None:
         )
         return None
     return ir.Output(path, fmt)
-
-
-def format_for_path(path: str) -> ir.OutputFormat | None:
-    lowered = path.lower()
-    for ext, fmt in FORMAT_EXTENSIONS.items():
-        if lowered.endswith(ext):
-            return fmt
-    return None

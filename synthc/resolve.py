@@ -41,11 +41,12 @@ def resolve(
     diags: list[Diagnostic] = []
     inputs: dict[str, tuple[str, ...]] = {}
     position = {name: i for i, name in enumerate(names)}
+    scope = _Scope(position, var_names, scalar_vars, smap, diags)
     for name in names:
         if name in skip:
             inputs[name] = ()
             continue
-        refs = _column_refs(name, columns[name], position, var_names, scalar_vars, smap, diags)
+        refs = _column_refs(scope, name, columns[name])
         # inputs in declared order (a dict lookup per reference: specs may have 100k columns)
         inputs[name] = tuple(sorted(refs & position.keys(), key=position.__getitem__))
     order, cycle_diags = _order(names, inputs, smap)
@@ -57,21 +58,25 @@ def resolve(
 # --------------------------------------------------------------------------- column references
 
 
-def _column_refs(
-    name: str,
-    column: Mapping[str, Any],
-    names: Mapping[str, int],
-    var_names: frozenset[str],
-    scalar_vars: frozenset[str],
-    smap: SourceMap,
-    diags: list[Diagnostic],
-) -> set[str]:
+@dataclass(frozen=True)
+class _Scope:
+    """What a column's references are resolved against, and where findings go."""
+
+    names: Mapping[str, int]  # column -> declared position
+    var_names: frozenset[str]  # visible to templates
+    scalar_vars: frozenset[str]  # visible to expressions and filters too
+    smap: SourceMap
+    diags: list[Diagnostic]
+
+
+def _column_refs(scope: _Scope, name: str, column: Mapping[str, Any]) -> set[str]:
     kind = column.get("type")
     path: SpecPath = ("columns", name)
     if kind == "template":
-        return _template_refs(name, column["template"], (*path, "template"), names, var_names, smap, diags)
+        return _template_refs(scope, name, column["template"], (*path, "template"))
     if kind == "expression":
-        return _expression_refs(name, column["expr"], (*path, "expr"), names, scalar_vars, smap, diags)
+        return _expression_refs(scope, name, column["expr"], (*path, "expr"))
+    names, smap, diags = scope.names, scope.smap, scope.diags
     given = column.get("given")
     if isinstance(given, str):
         if given in names and given != name:
@@ -91,17 +96,10 @@ def _column_refs(
     return set()
 
 
-def _template_refs(
-    name: str,
-    text: str,
-    path: SpecPath,
-    names: Mapping[str, int],
-    var_names: frozenset[str],
-    smap: SourceMap,
-    diags: list[Diagnostic],
-) -> set[str]:
+def _template_refs(scope: _Scope, name: str, text: str, path: SpecPath) -> set[str]:
     from runtime.templates import environment
 
+    names, var_names, smap, diags = scope.names, scope.var_names, scope.smap, scope.diags
     found, problems = _template_names(name, text, path, smap)
     diags.extend(problems)
     refs = set()
@@ -177,15 +175,8 @@ def _unknown_filters_and_tests(env: Any, ast: Any) -> list[tuple[str, str, int]]
     return unknown
 
 
-def _expression_refs(
-    name: str,
-    text: str,
-    path: SpecPath,
-    names: Mapping[str, int],
-    var_names: frozenset[str],
-    smap: SourceMap,
-    diags: list[Diagnostic],
-) -> set[str]:
+def _expression_refs(scope: _Scope, name: str, text: str, path: SpecPath) -> set[str]:
+    names, var_names, smap, diags = scope.names, scope.scalar_vars, scope.smap, scope.diags
     refs = set()
     diags.extend(_clock_diags(f"column `{name}`", text, path, smap))
     for ref in references(text):

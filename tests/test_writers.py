@@ -22,8 +22,8 @@ from polars.testing import assert_frame_equal
 
 import runtime.writers as writers
 from runtime.errors import OutputError
-from runtime.plan import OutputFormat
-from runtime.writers import format_for_path, rebatch, write, write_stream
+from runtime.plan import OutputFormat, format_for_path
+from runtime.writers import rebatch, write, write_stream
 
 FORMATS: list[OutputFormat] = ["parquet", "csv", "json", "jsonl"]
 ROOT = Path(__file__).resolve().parents[1]

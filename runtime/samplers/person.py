@@ -190,12 +190,7 @@ def _phone(data: Locale, s: Stream) -> pl.Series:
     fixed width, so rows are built as bytes in NumPy."""
     choice = _index(s, _PHONE_FORMAT, len(data.phones))
     digits = s.bits(_PHONE_DIGITS)
-    result: pl.Series | None = None
-    for i, fmt in enumerate(data.phones):
-        rows = _fill_digits(fmt, digits)
-        result = rows if result is None else rows.zip_with(pl.Series(choice == i), result)
-    assert result is not None
-    return result
+    return _pick(choice, [_fill_digits(fmt, digits) for fmt in data.phones])
 
 
 def _fill_digits(fmt: str, words: Any) -> pl.Series:
@@ -216,11 +211,14 @@ def _company(data: Locale, s: Stream) -> pl.Series:
     suffix = data.company_suffixes.gather(_index(s, _COMPANY_SUFFIX, data.company_suffixes.len()))
     lasts = [data.last.gather(_index(s, _COMPANY_LAST + k, data.last.len())) for k in range(3)]
     values = {"last": lasts[0], "last2": lasts[1], "last3": lasts[2], "suffix": suffix}
-    result: pl.Series | None = None
-    for i, pattern in enumerate(data.companies):
-        rendered = _render(pattern, values)
-        result = rendered if result is None else rendered.zip_with(pl.Series(choice == i), result)
-    assert result is not None
+    return _pick(choice, [_render(pattern, values) for pattern in data.companies])
+
+
+def _pick(choice: I64, candidates: list[pl.Series]) -> pl.Series:
+    """Row by row, the candidate whose index ``choice`` names (one format per row)."""
+    result = candidates[0]
+    for i, candidate in enumerate(candidates[1:], start=1):
+        result = candidate.zip_with(pl.Series(choice == i), result)
     return result
 
 
