@@ -7,13 +7,15 @@ so a plan is hashable, comparable and has exactly one canonical JSON form.
 Guarantees:
 - ``plan_from_json(plan_to_json(p)) == p`` for every plan.
 - ``plan_hash(p)`` is the xxh3-128 of the canonical JSON of everything that decides the
-  output rows (engine version, seed, rows, columns, steps); it ignores the output path,
-  the output format and the spec's name/description, which do not change the rows.
+  output rows (engine version, seed, rows, columns, steps, models, source); it ignores the output path,
+  the output format, the spec's name/description and how model calls are made
+  (`OPERATIONAL_MODEL_FIELDS`), which do not change the rows.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from os import PathLike
 from pathlib import PurePath
@@ -177,6 +179,34 @@ class TemplateColumn:
     nulls: float = 0.0
 
 
+@dataclass(frozen=True)
+class LLMColumn:
+    """A cell written by a model: ``prompt`` (and ``system``) are Jinja templates over the
+    row's ``inputs`` and vars; ``model`` names a :class:`ModelAlias`. ``params`` is canonical
+    JSON of the column's provider parameters (merged over the alias's, column wins).
+    ``output`` is canonical JSON of a JSON Schema (an object): the answer is parsed and
+    validated into a struct column; None for free text (a string column)."""
+
+    KIND: ClassVar[str] = "llm"
+    name: str
+    model: str
+    prompt: str
+    inputs: tuple[str, ...]
+    system: str | None = None
+    params: str = "{}"
+    output: str | None = None
+    nulls: float = 0.0
+
+
+@dataclass(frozen=True)
+class RecordField:
+    """A column whose values come from the plan's ``source`` (one field of each record)."""
+
+    KIND: ClassVar[str] = "record_field"
+    name: str
+    nulls: float = 0.0
+
+
 Column: TypeAlias = (
     UUIDColumn
     | SequenceColumn
@@ -187,7 +217,64 @@ Column: TypeAlias = (
     | PersonColumn
     | ExpressionColumn
     | TemplateColumn
+    | LLMColumn
+    | RecordField
 )
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A named model as the spec's ``models:`` declares it.
+
+    ``model`` and ``fallbacks`` are LiteLLM model strings; ``params`` canonical JSON of the
+    provider parameters. ``api_base`` may hold ``${VAR}`` references, resolved from the
+    environment at run time (never stored resolved); ``api_key_env`` names the variable
+    holding the key (None: LiteLLM's default for the provider). The remaining fields govern
+    how calls are made, not what they answer, so :func:`plan_hash` ignores them."""
+
+    KIND: ClassVar[str] = "model"
+    name: str
+    model: str
+    fallbacks: tuple[str, ...] = ()
+    params: str = "{}"
+    api_base: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = 16
+    rpm: int | None = None
+    tpm: int | None = None
+    timeout: float = 60.0
+    retries: int = 3
+    backoff: float = 1.0
+
+
+# Fields of ModelAlias that never change an answer (excluded from the plan hash).
+OPERATIONAL_MODEL_FIELDS = (
+    "api_base",
+    "api_key_env",
+    "concurrency",
+    "rpm",
+    "tpm",
+    "timeout",
+    "retries",
+    "backoff",
+)
+
+
+@dataclass(frozen=True)
+class LLMSource:
+    """Rows written by a model: each call asks for ``per_call`` records (JSON objects valid
+    against ``schema``, canonical JSON) until ``rows`` distinct records exist. Each
+    property of the schema is a :class:`RecordField` column."""
+
+    KIND: ClassVar[str] = "llm_source"
+    model: str
+    prompt: str
+    schema: str
+    per_call: int = 20
+    system: str | None = None
 
 
 # --------------------------------------------------------------------------- steps
@@ -274,6 +361,8 @@ class Plan:
     column_order: tuple[str, ...]
     steps: tuple[Step, ...] = ()
     vars: str = "{}"
+    models: tuple[ModelAlias, ...] = ()
+    source: LLMSource | None = None
     output: Output | None = None
     spec_hash: str = ""
     format: int = PLAN_FORMAT
@@ -285,12 +374,37 @@ class Plan:
                 return col
         raise KeyError(name)
 
-    def with_overrides(self, *, rows: int | None = None, seed: int | None = None) -> Plan:
-        """A copy with the CLI/API overrides applied (the original is untouched)."""
+    def model(self, alias: str) -> ModelAlias:
+        for model in self.models:
+            if model.name == alias:
+                return model
+        raise KeyError(alias)
+
+    def llm_columns(self) -> tuple[LLMColumn, ...]:
+        return tuple(col for col in self.columns if isinstance(col, LLMColumn))
+
+    def with_overrides(
+        self, *, rows: int | None = None, seed: int | None = None, models: Mapping[str, str] | None = None
+    ) -> Plan:
+        """A copy with the CLI/API overrides applied (the original is untouched).
+
+        ``models`` maps an alias to the LiteLLM model string that replaces its model; the
+        alias's fallbacks are dropped (a swapped model is the one to use, nothing else).
+        An unknown alias raises KeyError."""
+        aliases = self.models
+        if models:
+            known = {m.name for m in self.models}
+            unknown = sorted(set(models) - known)
+            if unknown:
+                raise KeyError(unknown[0])
+            aliases = tuple(
+                replace(m, model=models[m.name], fallbacks=()) if m.name in models else m for m in self.models
+            )
         return replace(
             self,
             rows=self.rows if rows is None else rows,
             seed=self.seed if seed is None else seed,
+            models=aliases,
         )
 
 
@@ -298,7 +412,8 @@ _NODES: dict[str, type] = {
     cls.KIND: cls
     for cls in (
         Dist, UUIDColumn, SequenceColumn, NumberColumn, BoolColumn, Choice, CategoryColumn,
-        TimeColumn, PersonColumn, ExpressionColumn, TemplateColumn, Filter, Dedupe, Drop,
+        TimeColumn, PersonColumn, ExpressionColumn, TemplateColumn, LLMColumn, RecordField,
+        ModelAlias, LLMSource, Filter, Dedupe, Drop,
         Select, Rename, Sort, Shuffle, Limit, Output, Plan,
     )
 }  # fmt: skip
@@ -358,4 +473,12 @@ def plan_hash(plan: Plan) -> str:
     data = to_data(plan)
     for key in ("name", "output", "spec_hash"):
         data.pop(key)
+    for model in data["models"]:
+        for key in OPERATIONAL_MODEL_FIELDS:
+            model.pop(key)
+    # Plans without LLM parts hash as they did before those fields existed.
+    if not data["models"]:
+        del data["models"]
+    if data["source"] is None:
+        del data["source"]
     return xxhash.xxh3_128_hexdigest(canonical_json(data).encode())
