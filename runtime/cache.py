@@ -191,10 +191,19 @@ class RequestKeys:
         self._tail = f',"output_schema":{schema},"params":{encoded_params}}}'
 
     def key(self, messages: Sequence[Mapping[str, Any]], occurrence: int) -> str:
+        return self.key_of_encoded(encode_messages(messages), occurrence)
+
+    def key_of_encoded(self, messages: str, occurrence: int) -> str:
+        """:meth:`key` for messages already encoded with :func:`encode_messages`."""
         if type(occurrence) is not int or occurrence < 0:
             raise ValueError(f"occurrence must be an int ≥ 0, not {occurrence!r}")
-        text = f"{self._head}{_ENCODER.encode(messages)}{self._middle}{occurrence}{self._tail}"
+        text = f"{self._head}{messages}{self._middle}{occurrence}{self._tail}"
         return xxhash.xxh3_128_hexdigest(text.encode())
+
+
+def encode_messages(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The canonical JSON of ``messages`` exactly as it enters a key."""
+    return _ENCODER.encode(messages)
 
 
 def _check_request(params: Mapping[str, Any], occurrence: int) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -22,7 +22,14 @@ from runtime.plan import Column, OutputFormat, Plan, format_for_path, plan_hash
 from runtime.steps import apply_steps, hidden_columns, shuffle_key_names
 from runtime.writers import WriteResult, write
 
+if TYPE_CHECKING:
+    from runtime.llm.run import LLMRun
+
 Progress = Callable[[int], None]
+# Chunks of plans with LLM columns are smaller: a chunk's cells are queued at once, and
+# its rows are written as soon as its last cell lands (measured: the drain at the end of
+# a chunk costs ~1% at concurrency 128).
+LLM_CHUNK_ROWS = 4096
 
 
 def run_plan(
@@ -32,15 +39,20 @@ def run_plan(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Progress | None = None,
+    llm: LLMRun | None = None,
 ) -> WriteResult:
     """Execute ``plan`` and write its rows atomically to ``out`` (default: the plan's output)."""
     path, fmt = output_target(plan, out, fmt)
-    frames = execute(plan, chunk_rows=chunk_rows, progress=progress)
+    frames = execute(plan, chunk_rows=chunk_rows, progress=progress, llm=llm)
     return write(frames, path, fmt, metadata=plan_metadata(plan))
 
 
 def execute(
-    plan: Plan, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: Progress | None = None
+    plan: Plan,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Progress | None = None,
+    llm: LLMRun | None = None,
 ) -> Iterator[pl.DataFrame]:
     """The plan's rows as a lazy stream of frames, in ``plan.column_order``, after the steps.
 
@@ -50,33 +62,64 @@ def execute(
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    chunks = generate(plan, chunk_rows=chunk_rows, progress=progress)
+    chunks = generate(plan, chunk_rows=chunk_rows, progress=progress, llm=llm)
     frames = apply_steps(chunks, plan.steps, chunk_rows=chunk_rows)
     return _without(frames, shuffle_key_names(plan.steps))
 
 
 def generate(
-    plan: Plan, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: Progress | None = None
+    plan: Plan,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Progress | None = None,
+    llm: LLMRun | None = None,
 ) -> Iterator[pl.DataFrame]:
     """The plan's columns for rows 0..rows-1 in chunks, before any step (plus the hidden
-    shuffle keys the steps need). A plan of zero rows gives one empty chunk."""
-    # Samplers pull in templates and person data: import them only when rows are made.
-    from runtime.samplers import sample
-    from runtime.samplers.base import Chunk
+    shuffle keys the steps need). A plan of zero rows gives one empty chunk.
 
+    A plan with LLM columns needs ``llm`` (the run's cache, scheduler and failures); with
+    None, one with default options is opened and closed here."""
+    if plan.llm_columns() and llm is None:
+        from runtime.llm.run import LLMOptions, LLMRun
+
+        with LLMRun(plan, LLMOptions(), sample_column) as own:
+            yield from generate(plan, chunk_rows=chunk_rows, progress=progress, llm=own)
+        return
+    later: set[str] = set()
+    if llm is not None:
+        from runtime.llm.run import model_dependent
+
+        later = model_dependent(plan)
+        chunk_rows = min(chunk_rows, LLM_CHUNK_ROWS)
     variables = MappingProxyType(json.loads(plan.vars))
     schema: pl.Schema | None = None
     for start, stop in chunk_bounds(plan.rows, chunk_rows):
         frame = pl.DataFrame()
         for col in plan.columns:
-            series = _sample(sample, col, Chunk(plan.seed, start, stop, frame, variables))
-            frame = pl.DataFrame([*frame.get_columns(), series])
+            if col.name not in later:
+                frame = pl.DataFrame([*frame.get_columns(), sample_column(col, _chunk(plan, start, stop, frame, variables))])
+        if llm is not None:
+            frame = llm.fill(frame, start, stop)
         frame = frame.select(plan.column_order)
         schema = frame.schema if schema is None else schema
         frame = _conform(frame, schema).hstack(hidden_columns(plan.seed, plan.steps, start, stop))
         if progress is not None:
             progress(stop - start)
         yield frame
+
+
+def _chunk(plan: Plan, start: int, stop: int, frame: pl.DataFrame, variables: Any) -> Any:
+    from runtime.samplers.base import Chunk
+
+    return Chunk(plan.seed, start, stop, frame, variables)
+
+
+def sample_column(col: Column, chunk: Any) -> pl.Series:
+    """One column's values for one chunk, failures as :class:`ExecutionError`."""
+    # Samplers pull in templates and person data: import them only when rows are made.
+    from runtime.samplers import sample
+
+    return _sample(sample, col, chunk)
 
 
 def chunk_bounds(rows: int, chunk_rows: int) -> Iterator[tuple[int, int]]:

@@ -21,13 +21,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, BinaryIO, Literal, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, Literal, cast
 
 import polars as pl
 from polars.io.plugins import register_io_source
 
 from runtime.errors import OutputError
 from runtime.plan import OutputFormat
+
+if TYPE_CHECKING:
+    from runtime.llm.run import LLMSummary
 
 # Fixed rows per Parquet row group, whatever the incoming chunk sizes: this is what makes
 # the file bytes independent of chunking. 128k rows keeps a group of typical rows at a
@@ -46,6 +49,7 @@ class WriteResult:
     path: Path
     rows: int
     bytes: int
+    llm: LLMSummary | None = None  # what the LLM cells did, for plans that have them
 
 
 def write(

@@ -13,7 +13,25 @@ To say which one you mean, pass ``text=...`` or ``path=...`` instead of ``spec``
 
 Every function is synchronous and pure with respect to its arguments: the same spec,
 ``rows`` and ``seed`` give the same rows (and, for :func:`write`, the same bytes) on every
-machine and every run, whatever ``chunk_rows`` is. Errors in the spec raise
+machine and every run, whatever ``chunk_rows`` is. LLM columns add the cache to those
+arguments: the same spec, seed and cache give the same rows.
+
+Specs with LLM columns take these keyword arguments as well (:func:`generate`,
+:func:`stream`, :func:`write`, :func:`write_stream`, :func:`estimate`):
+
+- ``models``: ``{"writer": "openai/gpt-4o"}`` swaps an alias's model (its fallbacks are
+  dropped), like ``--model writer=openai/gpt-4o``;
+- ``cache``: the cache file (default ``.synthc/cache.db``), or ``False`` for none;
+- ``max_cost``: USD; once spent, no new call starts and ``runtime.llm.run.LLMAborted``
+  is raised (everything answered so far stays in the cache);
+- ``max_failures``: failed cells allowed (``5`` or ``"2%"``, default 0). A failed cell
+  is null; :func:`write` reports failures in its result (``result.llm``) and writes them
+  to ``<out>.errors.jsonl``; :func:`generate` and :func:`stream` raise
+  ``runtime.llm.run.TooManyFailures`` after the last row when there are more than allowed.
+
+LLM calls run on an event loop in a thread of synthc's own, so these functions work from
+code that already runs a loop (a notebook cell) too; :func:`agenerate` and :func:`awrite`
+are awaitable versions that keep that loop free while they work. Errors in the spec raise
 :class:`SpecError` (all diagnostics at once); a wrong argument raises
 :class:`UsageError`; failures while generating or writing raise
 ``runtime.errors.ExecutionError`` / ``OutputError``.
@@ -22,9 +40,10 @@ machine and every run, whatever ``chunk_rows`` is. Errors in the spec raise
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, TypeAlias
 
 from runtime.defaults import DEFAULT_CHUNK_ROWS, MAX_ROWS, MAX_SEED
 from runtime.plan import Plan
@@ -34,13 +53,18 @@ from synthc.errors import UsageError
 if TYPE_CHECKING:
     import polars as pl
 
+    from runtime.llm.run import LLMOptions, LLMRun
     from runtime.plan import OutputFormat
     from runtime.writers import WriteResult
+    from synthc.llm import ColumnEstimate
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
+    "agenerate",
+    "awrite",
     "check",
     "compile",
+    "estimate",
     "generate",
     "output_format",
     "output_metadata",
@@ -64,6 +88,7 @@ _FORMATS: Final[dict[str, OutputFormat]] = {
 FORMATS: Final = tuple(_FORMATS)
 
 ProgressCallback: TypeAlias = Callable[[int], None]
+CacheArg: TypeAlias = "str | os.PathLike[str] | bool | None"
 
 
 def _source(
@@ -144,9 +169,12 @@ def _plan(spec: PlanInput | None, text: str | None, path: str | os.PathLike[str]
     return compile(spec, text=text, path=path)
 
 
-def with_overrides(plan: Plan, *, rows: int | None = None, seed: int | None = None) -> Plan:
+def with_overrides(
+    plan: Plan, *, rows: int | None = None, seed: int | None = None, models: Mapping[str, str] | None = None
+) -> Plan:
     """``plan`` with ``rows``/``seed`` replaced when given; checks their ranges
-    (``0 <= rows <= 2e9``, ``0 <= seed < 2**63``) and raises :class:`UsageError`."""
+    (``0 <= rows <= 2e9``, ``0 <= seed < 2**63``) and raises :class:`UsageError`.
+    ``models`` swaps aliases' models (UsageError for an alias the spec lacks)."""
     for name, value, top in (("rows", rows, MAX_ROWS), ("seed", seed, MAX_SEED)):
         if value is None:
             continue
@@ -154,7 +182,19 @@ def with_overrides(plan: Plan, *, rows: int | None = None, seed: int | None = No
             raise UsageError(f"{name} must be an integer, not {type(value).__name__}")
         if not 0 <= value <= top:
             raise UsageError(f"{name} must be between 0 and {top:,}, got {value:,}")
-    return plan.with_overrides(rows=rows, seed=seed)
+    if models:
+        from synthc.llm import parse_model_overrides
+
+        parse_model_overrides([f"{alias}={model}" for alias, model in models.items()], plan)
+    return plan.with_overrides(rows=rows, seed=seed, models=models)
+
+
+def _llm_options(cache: CacheArg, max_cost: float | None, max_failures: int | str) -> LLMOptions:
+    from synthc.llm import options
+
+    if cache is True:
+        cache = None
+    return options(cache=cache or None, no_cache=cache is False, max_cost=max_cost, max_failures=max_failures)
 
 
 def _check_chunk_rows(chunk_rows: int) -> int:
@@ -172,6 +212,10 @@ def stream(
     progress: ProgressCallback | None = None,
     text: str | None = None,
     path: str | os.PathLike[str] | None = None,
+    models: Mapping[str, str] | None = None,
+    cache: CacheArg = None,
+    max_cost: float | None = None,
+    max_failures: int | str = 0,
 ) -> Iterator[pl.DataFrame]:
     """The dataset as DataFrame chunks (at most ``chunk_rows`` rows each), in order.
 
@@ -179,12 +223,30 @@ def stream(
     iteration. Concatenating the chunks gives exactly :func:`generate`'s frame for any
     ``chunk_rows``. Memory is bounded by the chunk (unless a step such as ``sort`` or
     ``shuffle`` needs every row). ``progress`` is called with the number of rows of
-    each generated chunk (before steps such as ``filter`` drop any).
+    each generated chunk (before steps such as ``filter`` drop any). LLM arguments: see
+    the module docstring.
     """
-    from runtime.execute import execute
+    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed, models=models)
+    options = _llm_options(cache, max_cost, max_failures)
+    _check_chunk_rows(chunk_rows)
+    if not plan.llm_columns():
+        from runtime.execute import execute
 
-    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed)
-    return execute(plan, chunk_rows=_check_chunk_rows(chunk_rows), progress=progress)
+        return execute(plan, chunk_rows=chunk_rows, progress=progress)
+    return _llm_frames(plan, options, chunk_rows, progress)
+
+
+def _llm_frames(
+    plan: Plan, options: LLMOptions, chunk_rows: int, progress: ProgressCallback | None
+) -> Iterator[pl.DataFrame]:
+    from runtime.execute import execute
+    from runtime.llm.run import TooManyFailures
+    from synthc.llm import opened
+
+    with opened(plan, options) as llm:
+        yield from execute(plan, chunk_rows=chunk_rows, progress=progress, llm=llm)
+        if llm is not None and llm.failures > llm.allowed_failures:
+            raise TooManyFailures(llm.summary(None))
 
 
 def generate(
@@ -194,16 +256,58 @@ def generate(
     seed: int | None = None,
     text: str | None = None,
     path: str | os.PathLike[str] | None = None,
+    models: Mapping[str, str] | None = None,
+    cache: CacheArg = None,
+    max_cost: float | None = None,
+    max_failures: int | str = 0,
 ) -> pl.DataFrame:
     """The whole dataset as one DataFrame (columns in output order, steps applied).
 
-    Deterministic: the same spec, ``rows`` and ``seed`` give an equal frame everywhere;
-    ``rows``/``seed`` override the spec's values.
+    Deterministic: the same spec, ``rows`` and ``seed`` (and cache, for LLM columns) give
+    an equal frame everywhere; ``rows``/``seed`` override the spec's values.
     """
     import polars as pl
 
-    chunks = list(stream(spec, rows=rows, seed=seed, text=text, path=path))
+    frames = stream(
+        spec, rows=rows, seed=seed, text=text, path=path, models=models, cache=cache,
+        max_cost=max_cost, max_failures=max_failures,
+    )  # fmt: skip
+    chunks = list(frames)
     return pl.concat(chunks, how="vertical", rechunk=True) if chunks else pl.DataFrame()
+
+
+async def agenerate(spec: PlanInput | None = None, **kwargs: Any) -> pl.DataFrame:
+    """:func:`generate` for code running an event loop (``await synthc.agenerate(...)`` in
+    a notebook): the work runs in a thread, so the caller's loop stays responsive."""
+    import asyncio
+
+    return await asyncio.to_thread(generate, spec, **kwargs)
+
+
+async def awrite(spec: PlanInput | None, out: str | os.PathLike[str], **kwargs: Any) -> WriteResult:
+    """:func:`write` for code running an event loop; see :func:`agenerate`."""
+    import asyncio
+
+    return await asyncio.to_thread(write, spec, out, **kwargs)
+
+
+def estimate(
+    spec: PlanInput | None = None,
+    *,
+    rows: int | None = None,
+    seed: int | None = None,
+    text: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    models: Mapping[str, str] | None = None,
+    cache: CacheArg = None,
+) -> list[ColumnEstimate]:
+    """Per LLM column: cells, how many the cache holds, the calls left, and their
+    estimated tokens and cost. Renders every prompt; calls nothing; never writes the
+    cache (a missing cache file is not created)."""
+    from synthc.llm import estimate as estimate_calls
+
+    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed, models=models)
+    return estimate_calls(plan, _llm_options(cache, None, 0))[0]
 
 
 def output_format(out: str | os.PathLike[str], format: str | None) -> OutputFormat:
@@ -266,6 +370,11 @@ def write(
     progress: ProgressCallback | None = None,
     text: str | None = None,
     path: str | os.PathLike[str] | None = None,
+    models: Mapping[str, str] | None = None,
+    cache: CacheArg = None,
+    max_cost: float | None = None,
+    max_failures: int | str = 0,
+    on_start: Callable[[LLMRun | None], None] | None = None,
 ) -> WriteResult:
     """Generate the dataset and write it to ``out`` atomically (temporary file, then rename).
 
@@ -274,13 +383,31 @@ def write(
     key-value metadata. ``progress`` is called with each generated chunk's row count.
     On any failure nothing is left at ``out`` (an existing file is untouched); an
     unwritable ``out`` raises ``runtime.errors.OutputError`` naming the path.
+
+    With LLM columns, failed cells are null and listed in ``<out>.errors.jsonl`` (a stale
+    one is removed when none failed); ``result.llm`` says what the cells did and whether
+    the failures are within ``max_failures``. ``on_start`` receives the run's LLM side
+    (None without LLM columns) before the first row, e.g. to show live counters.
     """
+    from runtime.execute import execute
+    from runtime.llm.run import errors_path, write_errors
     from runtime.writers import write as write_frames
+    from synthc.llm import opened
 
     fmt = output_format(out, format)
-    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed)
-    frames = stream(plan, chunk_rows=chunk_rows, progress=progress)
-    return write_frames(frames, Path(out), fmt, metadata=output_metadata(plan))
+    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed, models=models)
+    options = _llm_options(cache, max_cost, max_failures)
+    _check_chunk_rows(chunk_rows)
+    with opened(plan, options) as llm:
+        if on_start is not None:
+            on_start(llm)
+        frames = execute(plan, chunk_rows=chunk_rows, progress=progress, llm=llm)
+        result = write_frames(frames, Path(out), fmt, metadata=output_metadata(plan))
+        if llm is None:
+            return result
+        side = errors_path(Path(out))
+        write_errors(llm.errors, side)
+        return replace(result, llm=llm.summary(side if llm.errors else None))
 
 
 def write_stream(
@@ -294,12 +421,19 @@ def write_stream(
     progress: ProgressCallback | None = None,
     text: str | None = None,
     path: str | os.PathLike[str] | None = None,
+    models: Mapping[str, str] | None = None,
+    cache: CacheArg = None,
+    max_cost: float | None = None,
+    max_failures: int | str = 0,
 ) -> int:
     """Generate the dataset and write it to the binary stream ``out`` as JSON lines
-    (``format="jsonl"``) or CSV, chunk by chunk; returns the number of rows written."""
+    (``format="jsonl"``) or CSV, chunk by chunk; returns the number of rows written.
+    More failed LLM cells than ``max_failures`` raise ``TooManyFailures`` at the end."""
     from runtime.writers import write_stream as write_frames
 
     fmt = stream_format(format)
-    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed)
-    frames = stream(plan, chunk_rows=chunk_rows, progress=progress)
+    frames = stream(
+        spec, rows=rows, seed=seed, chunk_rows=chunk_rows, progress=progress, text=text, path=path,
+        models=models, cache=cache, max_cost=max_cost, max_failures=max_failures,
+    )  # fmt: skip
     return write_frames(frames, out, fmt)

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import polars as pl
     import typer
 
+    from runtime.llm.run import LLMOptions, LLMRun
     from runtime.plan import Plan
     from synthc.diagnostics import Diagnostic
     from synthc.errors import SpecError, UsageError
@@ -107,14 +109,33 @@ def _plural(n: int, word: str) -> str:
 # --------------------------------------------------------------------------- plan, schema
 
 
-def show_plan(spec: Path, *, as_json: bool = False, rows: int | None = None, seed: int | None = None) -> int:
-    """``synthc plan``: the compiled plan as readable text, or as the runtime's JSON."""
+def show_plan(
+    spec: Path,
+    *,
+    as_json: bool = False,
+    rows: int | None = None,
+    seed: int | None = None,
+    models: Sequence[str] = (),
+    cache: Path | None = None,
+) -> int:
+    """``synthc plan``: the compiled plan as readable text, or as the runtime's JSON; for
+    LLM columns also the calls, tokens and cost left (the cache is only read)."""
     from runtime.plan import plan_to_json
-    from synthc import api
+    from synthc import api, llm
     from synthc.plantext import render_plan
 
     compiled = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
-    sys.stdout.write(plan_to_json(compiled, indent=2) + "\n" if as_json else render_plan(compiled))
+    compiled = compiled.with_overrides(models=llm.parse_model_overrides(models, compiled))
+    if as_json:
+        sys.stdout.write(plan_to_json(compiled, indent=2) + "\n")
+    else:
+        text = render_plan(compiled)
+        if compiled.llm_columns():
+            options = llm.options(cache=cache)
+            with _located(spec):
+                estimates, _ = llm.estimate(compiled, options)
+            text += "\n".join(llm.estimate_lines(compiled, estimates, options.cache)) + "\n"
+        sys.stdout.write(text)
     sys.stdout.flush()
     return EXIT_OK
 
@@ -131,6 +152,18 @@ def print_schema() -> int:
 # --------------------------------------------------------------------------- run
 
 
+@dataclass(frozen=True)
+class LLMFlags:
+    """``synthc run``'s options for LLM columns."""
+
+    models: Sequence[str] = ()
+    cache: Path | None = None
+    no_cache: bool = False
+    max_cost: float | None = None
+    max_failures: str = "0"
+    dry_run: bool = False
+
+
 def run_spec(
     spec: Path,
     *,
@@ -140,10 +173,11 @@ def run_spec(
     fmt: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     quiet: bool = False,
+    flags: LLMFlags = LLMFlags(),
 ) -> int:
     """``synthc run``: generate and write (atomically), or stream to stdout with
     ``out="-"``; a progress bar on a terminal and a one-line summary on stderr."""
-    from synthc import api
+    from synthc import api, llm
 
     # an unknown format is exit 2 before any work
     if out == "-":
@@ -151,25 +185,78 @@ def run_spec(
     elif out is not None:
         fmt = api.output_format(out, fmt)
     compiled = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
+    compiled = compiled.with_overrides(models=llm.parse_model_overrides(flags.models, compiled))
+    options = llm.options(
+        cache=flags.cache, no_cache=flags.no_cache, max_cost=flags.max_cost,
+        max_failures=flags.max_failures, dry_run=flags.dry_run,
+    )  # fmt: skip
+    if flags.dry_run:
+        return _dry_run(spec, compiled, options)
+    llm_args: dict[str, Any] = {
+        "cache": False if options.cache is None else options.cache,
+        "max_cost": options.max_cost, "max_failures": str(options.max_failures),
+    }  # fmt: skip
     started = time.perf_counter()
-    with _located(spec), _progress(compiled, enabled=not quiet) as advance:
+    live = _Live()
+    with _located(spec), _progress(compiled, enabled=not quiet, live=live) as advance:
         if out == "-":
             sys.stdout.flush()
             written = api.write_stream(
-                compiled, sys.stdout.buffer, format=fmt or "jsonl", chunk_rows=chunk_rows, progress=advance
-            )
-            target = "stdout"
+                compiled, sys.stdout.buffer, format=fmt or "jsonl", chunk_rows=chunk_rows, progress=advance,
+                **llm_args,
+            )  # fmt: skip
+            target, result = "stdout", None
         else:
             target = out or _spec_output(compiled, spec)
             if out is None:  # a spec names where its data goes: make the folder, as git checkouts lack it
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
             fmt = fmt or (compiled.output.format if compiled.output else None)
-            written = api.write(compiled, target, format=fmt, chunk_rows=chunk_rows, progress=advance).rows
+            result = api.write(
+                compiled, target, format=fmt, chunk_rows=chunk_rows, progress=advance, on_start=live.attach,
+                **llm_args,
+            )  # fmt: skip
+            written = result.rows
     if not quiet:
         seconds = time.perf_counter() - started
         rate = f"{written / seconds:,.0f} rows/s" if seconds > 0 else "- rows/s"
         console.echo(f"wrote {_plural(written, 'row')} to {target} in {seconds:.2f} s ({rate})", err=True)
+    if result is not None and result.llm is not None:
+        if not quiet or not result.llm.ok:
+            console.echo("\n".join(llm.summary_lines(compiled, result.llm)), err=True)
+        if not result.llm.ok:
+            failed, allowed = len(result.llm.errors), result.llm.allowed_failures
+            message = f"error: {failed:,} LLM cells failed, more than --max-failures allows ({allowed:,})"
+            console.echo(console.style(message, "bold red", err=True), err=True)
+            return EXIT_ERROR
     return EXIT_OK
+
+
+def _dry_run(spec: Path, compiled: "Plan", options: "LLMOptions") -> int:
+    """``synthc run --dry-run``: render every prompt, look it up, report; call nothing."""
+    from synthc import llm
+
+    if not compiled.llm_columns():
+        console.echo("no LLM columns: a run would make no model calls", err=True)
+        return EXIT_OK
+    with _located(spec):
+        estimates, tallies = llm.estimate(compiled, options)
+    console.echo("\n".join(llm.dry_run_lines(compiled, estimates, tallies, options.cache)))
+    return EXIT_OK
+
+
+class _Live:
+    """The run's LLM side, once it starts (for the progress bar's live counters)."""
+
+    def __init__(self) -> None:
+        self.run: LLMRun | None = None
+
+    def attach(self, run: "LLMRun | None") -> None:
+        self.run = run
+
+    def text(self) -> str:
+        from synthc import llm
+
+        return llm.live_text(self.run) if self.run is not None else ""
 
 
 def _spec_output(compiled: "Plan", spec: Path) -> str:
@@ -210,14 +297,35 @@ def _located(spec: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _progress(compiled: "Plan", *, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """Yields ``advance(rows)``: a rich progress bar on a terminal, else a no-op."""
+def _progress(
+    compiled: "Plan", *, enabled: bool, live: _Live | None = None
+) -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(rows)``: a rich progress bar on a terminal, else a no-op. With
+    LLM columns the bar also shows calls in flight, cache hits, retries, failures,
+    tokens, cost and the time left."""
     if not (enabled and console.is_terminal(err=True)):
         yield lambda rows: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
 
-    columns = (TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    class LiveColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(live.text() if live is not None else "", style="dim")
+
+    columns: tuple[ProgressColumn, ...] = (
+        TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    )  # fmt: skip
+    if compiled.llm_columns():
+        columns = (*columns, TimeRemainingColumn(), LiveColumn())
     with Progress(*columns, console=console.console(err=True), transient=True) as bar:
         # progress counts generated rows (before steps drop any), so the total is `rows`
         task = bar.add_task("rows", total=compiled.rows)
@@ -349,6 +457,14 @@ def build_app() -> "typer.Typer":
     spec_arg = typer.Argument(help=_SPEC_HELP, metavar="SPEC", show_default=False)
     rows_opt = typer.Option("--rows", help=_ROWS_HELP, min=0, metavar="N")
     seed_opt = typer.Option("--seed", help=_SEED_HELP, min=0, metavar="N")
+    model_opt = typer.Option(
+        "--model", "-m", metavar="ALIAS=MODEL", show_default=False,
+        help="Use MODEL (a LiteLLM model string) for the spec's model ALIAS, without its fallbacks. Repeatable.",
+    )  # fmt: skip
+    cache_opt = typer.Option(
+        "--cache", metavar="PATH", show_default=False,
+        help="The LLM response cache (default: .synthc/cache.db in the working directory).",
+    )  # fmt: skip
 
     def print_version(value: bool) -> None:
         if value:
@@ -399,10 +515,15 @@ def build_app() -> "typer.Typer":
         ] = False,
         rows: Annotated[int | None, rows_opt] = None,
         seed: Annotated[int | None, seed_opt] = None,
+        model: Annotated[list[str] | None, model_opt] = None,
+        cache: Annotated[Path | None, cache_opt] = None,
     ) -> int:
         """Show what a spec compiles to: plan hash, seed, rows, the columns in evaluation
-        order with their parameters and inputs, the steps and the output. Nothing is generated."""
-        return show_plan(spec, as_json=as_json, rows=rows, seed=seed)
+        order with their parameters and inputs, the steps and the output. Nothing is generated.
+
+        With LLM columns: per column the calls the cache does not hold yet, their estimated
+        tokens and cost (LiteLLM's bundled prices; every prompt is rendered, nothing is called)."""
+        return show_plan(spec, as_json=as_json, rows=rows, seed=seed, models=model or (), cache=cache)
 
     @app.command(
         "run",
@@ -436,11 +557,27 @@ def build_app() -> "typer.Typer":
             int, typer.Option("--chunk-rows", help="Rows generated per chunk (memory, not output).", min=1, metavar="N")
         ] = DEFAULT_CHUNK_ROWS,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
+        model: Annotated[list[str] | None, model_opt] = None,
+        cache: Annotated[Path | None, cache_opt] = None,
+        no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the LLM cache: call every cell.")] = False,
+        max_cost: Annotated[float | None, typer.Option("--max-cost", metavar="USD", min=0, show_default=False,
+            help="Stop calling models once this much is spent (what was answered stays cached).")] = None,
+        max_failures: Annotated[str, typer.Option("--max-failures", metavar="N|P%",
+            help="Failed LLM cells allowed before the exit code is 1 (a count or a percentage).")] = "0",
+        dry_run: Annotated[bool, typer.Option("--dry-run",
+            help="Render the prompts, look them up in the cache, report the calls and cost; call nothing.")] = False,
     ) -> int:  # fmt: skip
         """Generate the dataset a spec describes and write it, atomically: on failure no
         partial file is left behind. A progress bar shows on a terminal; a one-line
-        summary (rows, path, seconds, rows/s) goes to stderr."""
-        return run_spec(spec, out=out, rows=rows, seed=seed, fmt=format, chunk_rows=chunk_rows, quiet=quiet)
+        summary (rows, path, seconds, rows/s) goes to stderr.
+
+        LLM cells are answered from the cache when it holds them, else by the model; each
+        answer is committed as it lands, so an interrupted run continues where it stopped.
+        Failed cells are null and listed in OUT.errors.jsonl."""
+        flags = LLMFlags(tuple(model or ()), cache, no_cache, max_cost, max_failures, dry_run)
+        return run_spec(
+            spec, out=out, rows=rows, seed=seed, fmt=format, chunk_rows=chunk_rows, quiet=quiet, flags=flags
+        )
 
     @app.command(
         short_help="Show the first rows as a table; nothing is written.",
@@ -458,6 +595,28 @@ def build_app() -> "typer.Typer":
         The rows are exactly the first rows `synthc run` would write."""
         return preview_spec(spec, n=n, seed=seed)
 
+    cache_app = typer.Typer(
+        name="cache", help="Inspect or empty the LLM response cache.", no_args_is_help=True,
+        add_completion=False, rich_markup_mode=None,
+    )  # fmt: skip
+    app.add_typer(cache_app, short_help="Inspect or empty the LLM response cache (stats, clear).")
+
+    @cache_app.command("stats", short_help="Entries, size, models, tokens and cost of the cache.")
+    def cache_stats(cache: Annotated[Path | None, cache_opt] = None) -> int:
+        """Entries, size, the models that answered, tokens and what the answers cost."""
+        from synthc import llm
+
+        console.echo("\n".join(llm.cache_stats_lines(_cache_path(cache))))
+        return EXIT_OK
+
+    @cache_app.command("clear", short_help="Remove every cached answer.")
+    def cache_clear(cache: Annotated[Path | None, cache_opt] = None) -> int:
+        """Remove every cached answer (the next run pays for its calls again)."""
+        from synthc import llm
+
+        console.echo(llm.cache_clear(_cache_path(cache)))
+        return EXIT_OK
+
     @app.command(
         short_help="Print the JSON Schema of the spec language.",
         epilog="\b\nExample:\n  synthc schema > synthc.schema.json",
@@ -467,6 +626,12 @@ def build_app() -> "typer.Typer":
         return print_schema()
 
     return app
+
+
+def _cache_path(cache: Path | None) -> Path:
+    from runtime.llm.run import DEFAULT_CACHE
+
+    return cache if cache is not None else DEFAULT_CACHE
 
 
 def __getattr__(name: str) -> Any:

@@ -36,9 +36,12 @@ from runtime.plan import (
     ExpressionColumn,
     Filter,
     Limit,
+    LLMColumn,
+    ModelAlias,
     NumberColumn,
     PersonColumn,
     Plan,
+    RecordField,
     Rename,
     Scalar,
     Select,
@@ -68,6 +71,20 @@ def render_plan(plan: Plan) -> str:
         ]
         + ([("vars", plan.vars)] if plan.vars != "{}" else [])
     )
+    if plan.models:
+        lines.append("models")
+        lines += _table([(model.name, model_text(model)) for model in plan.models])
+    if plan.source is not None:
+        source = plan.source
+        lines.append("source")
+        lines += _table(
+            [
+                ("model", source.model),
+                ("per_call", str(source.per_call)),
+                ("prompt", json.dumps(source.prompt, ensure_ascii=False)),
+                ("schema", source.schema),
+            ]
+        )
     lines.append("columns (evaluation order)")
     lines += _table([(col.name, column_text(col)) for col in plan.columns], numbered=True)
     if plan.steps:
@@ -123,10 +140,37 @@ def column_text(col: Column) -> str:
             text = f"expression {' '.join(col.expr.split())}" + _inputs(col.inputs)
         case TemplateColumn():
             text = f"template {json.dumps(col.template, ensure_ascii=False)}" + _inputs(col.inputs)
+        case LLMColumn():
+            text = f"llm {col.model}"
+            if col.system is not None:
+                text += f" system={json.dumps(col.system, ensure_ascii=False)}"
+            text += f" prompt={json.dumps(col.prompt, ensure_ascii=False)}"
+            if col.params != "{}":
+                text += f" params={col.params}"
+            if col.output is not None:
+                text += f" output={col.output}"
+            text += _inputs(col.inputs)
+        case RecordField():
+            text = "record field (from the source)"
         case _:
             assert_never(col)
     if col.nulls:
         text += f"  nulls={number(col.nulls)}"
+    return text
+
+
+def model_text(model: ModelAlias) -> str:
+    """``openai/gpt-4o-mini fallbacks=... params={...}`` and the non-default settings."""
+    text = model.model
+    if model.fallbacks:
+        text += f" fallbacks={', '.join(model.fallbacks)}"
+    if model.params != "{}":
+        text += f" params={model.params}"
+    defaults = ModelAlias(model.name, model.model)
+    for key in ("api_base", "api_key_env", "concurrency", "rpm", "tpm", "timeout", "retries", "backoff"):
+        value = getattr(model, key)
+        if value != getattr(defaults, key):
+            text += f" {key}={number(value) if isinstance(value, float) else value}"
     return text
 
 

@@ -17,8 +17,10 @@ from runtime.plan import (
     CategoryColumn,
     Column,
     ExpressionColumn,
+    LLMColumn,
     NumberColumn,
     PersonColumn,
+    RecordField,
     SequenceColumn,
     TemplateColumn,
     TimeColumn,
@@ -66,5 +68,8 @@ def _values(col: Column, chunk: Chunk) -> pl.Series:
             return sample_expression(col, chunk)
         case TemplateColumn():
             return sample_template(col, chunk)
+        case LLMColumn() | RecordField():
+            # Filled by the LLM runner (runtime.llm.run) and the record source, not sampled.
+            raise SampleError(col.name, f"{col.KIND} columns are not sampled")
         case _:
             assert_never(col)

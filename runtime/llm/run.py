@@ -1,0 +1,698 @@
+"""Filling a chunk's LLM columns: cache first, then the scheduler, cell by cell.
+
+For each chunk the executor has computed every column that does not depend on a model;
+:meth:`LLMRun.fill` adds the LLM columns and the columns computed from them.
+
+How a chunk is filled:
+1. Every LLM column whose model inputs are complete is rendered for the whole chunk
+   (vectorized), keyed, and looked up in the cache in bulk. A fully cached run never
+   leaves this step: no event loop, no LiteLLM import.
+2. What is missing runs asynchronously on one event loop (its own thread, so the
+   caller's loop, e.g. a notebook's, is never touched): per model alias a pool of
+   ``concurrency`` workers takes cells from a queue. A column that depends on another
+   LLM column takes its rows as soon as the rows before them exist upstream (the
+   occurrence index needs every earlier prompt of the column), so dependent cells start
+   while their upstream column is still running, and independent columns run at once.
+3. Cells that fail are null; their row and error are kept for ``<out>.errors.jsonl``.
+
+Guarantees: the values are the same for any chunk size and any timing (keys depend on
+row order only; answers come from the cache or are stored in it before use). Memory is
+bounded by the chunk: at most one queued request per cell of the chunk, and one worker
+per unit of concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import polars as pl
+
+from runtime.cache import Cache, CachedResponse
+from runtime.errors import ExecutionError
+from runtime.llm.prompts import ColumnRequests, Messages, column_params, output_schema, render_messages
+from runtime.plan import CategoryColumn, Column, LLMColumn, Plan
+from runtime.samplers.base import Chunk, null_mask
+
+if TYPE_CHECKING:
+    from runtime.llm.scheduler import CellAnswer, CellFailure, CellRequest, RunStats, Scheduler
+    from runtime.llm.transport import Transport
+
+DEFAULT_CACHE = Path(".synthc") / "cache.db"
+# A run stops (instead of failing every remaining cell) after this many failures in a
+# row once the failure budget is spent: the provider is down or the key is wrong.
+FAILURES_IN_A_ROW = 20
+SAMPLE_PROMPTS = 3  # rendered prompts kept per column for --dry-run
+
+PENDING, DONE, NULL, FAILED, UNKNOWN = 0, 1, 2, 3, 4
+
+T = TypeVar("T")
+Sampler = Callable[[Column, Chunk], pl.Series]
+
+
+class TooManyFailures(ExecutionError):
+    """More cells failed than the run allows (raised after the last row by the API's
+    ``generate``/``stream``; ``write`` reports it in its result instead)."""
+
+    def __init__(self, summary: LLMSummary) -> None:
+        first = summary.errors[0] if summary.errors else None
+        detail = f"; first: column `{first.column}`, row {first.row}: {first.message}" if first else ""
+        super().__init__(
+            f"{len(summary.errors):,} LLM cells failed (allowed: {summary.allowed_failures:,}){detail}"
+        )
+        self.summary = summary
+
+
+class LLMAborted(ExecutionError):
+    """The run stopped before its end (budget spent, provider down, a wait too long).
+    Everything answered so far is in the cache; a rerun continues from there."""
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """How many failed cells a run may have and still succeed: a count or a fraction."""
+
+    count: int | None = 0
+    fraction: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | int) -> FailurePolicy:
+        """``"5"`` (cells) or ``"2%"`` (of the run's LLM cells); ValueError otherwise."""
+        raw = str(text).strip()
+        try:
+            if raw.endswith("%"):
+                fraction = float(raw[:-1]) / 100
+                if not 0 <= fraction <= 1:
+                    raise ValueError
+                return cls(count=None, fraction=fraction)
+            count = int(raw)
+            if count < 0:
+                raise ValueError
+            return cls(count=count)
+        except ValueError:
+            raise ValueError(
+                f"expected a number of cells (e.g. 10) or a percentage (e.g. 2%), not {raw!r}"
+            ) from None
+
+    def allowed(self, cells: int) -> int:
+        if self.fraction is not None:
+            return int(self.fraction * cells)
+        return self.count or 0
+
+    def __str__(self) -> str:
+        return f"{self.fraction * 100:g}%" if self.fraction is not None else str(self.count)
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """How a run treats its LLM cells. ``cache`` None: no cache at all (every cell is
+    called); ``dry_run``: render and look up, never call (the cache is then only read,
+    and a missing cache file is not created)."""
+
+    cache: Path | None = DEFAULT_CACHE
+    max_cost: float | None = None
+    max_failures: FailurePolicy = FailurePolicy()
+    dry_run: bool = False
+    transport: Transport | None = None
+    environ: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class CellError:
+    """One failed cell, as written to ``<out>.errors.jsonl`` (row = generated row index)."""
+
+    row: int
+    column: str
+    kind: str
+    message: str
+    model: str | None = None
+    attempts: int = 0
+
+    def to_json(self) -> str:
+        data = {
+            "row": self.row, "column": self.column, "kind": self.kind, "message": self.message,
+            "model": self.model, "attempts": self.attempts,
+        }  # fmt: skip
+        return json.dumps(data, ensure_ascii=False)
+
+
+@dataclass
+class ColumnTally:
+    """Per LLM column: what happened to its cells."""
+
+    cells: int = 0  # rows seen
+    nulls: int = 0  # nulled by the column's `nulls`
+    cached: int = 0
+    called: int = 0  # answered by a call in this run
+    failed: int = 0
+    would_call: int = 0  # dry run: not cached (including cells whose inputs are not known yet)
+    rendered: int = 0  # dry run: of those, the cells whose prompt could be rendered
+    prompt_chars: int = 0  # dry run: rendered characters of the cells that would be called
+    samples: list[Messages] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LLMSummary:
+    """What a run's LLM cells did: per column tallies, the failed cells (sorted by row),
+    how many failures were allowed, the live counters, and the errors file (if written)."""
+
+    tallies: Mapping[str, ColumnTally]
+    errors: tuple[CellError, ...]
+    allowed_failures: int
+    stats: RunStats
+    errors_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the failures are within the allowed number."""
+        return len(self.errors) <= self.allowed_failures
+
+
+@dataclass
+class _Cells:
+    """One LLM column's cells in the current chunk."""
+
+    values: list[Any]
+    status: bytearray
+    prefix: int = 0  # rows [0, prefix) are no longer pending
+
+    def advance(self) -> bool:
+        start, status, n = self.prefix, self.status, len(self.status)
+        while self.prefix < n and status[self.prefix] != PENDING:
+            self.prefix += 1
+        return self.prefix != start
+
+
+class LLMRun:
+    """The LLM side of one run of ``plan``; use as a context manager (closes the cache,
+    the event loop and LiteLLM's connections)."""
+
+    def __init__(self, plan: Plan, options: LLMOptions, sample: Sampler) -> None:
+        self.plan = plan
+        self.options = options
+        self._sample = sample
+        self.columns = plan.llm_columns()
+        self.tallies = {col.name: ColumnTally() for col in self.columns}
+        self.errors: list[CellError] = []
+        self.allowed_failures = options.max_failures.allowed(plan.rows * len(self.columns))
+        self._requests = {col.name: self._column_requests(col) for col in self.columns}
+        self._schemas = {col.name: output_schema(col) for col in self.columns}
+        self._deps, self._via = _dependencies(plan)
+        self._cache = _open_cache(options)
+        self._loop: _Loop | None = None
+        self._scheduler: Scheduler | None = None
+        self._stats: RunStats | None = None
+        self._in_a_row = 0
+        self._vars = MappingProxyType(json.loads(plan.vars))
+
+    # ----------------------------------------------------------------------- public
+
+    @property
+    def stats(self) -> RunStats:
+        """Live counters (calls, retries, tokens, cost, ...) for progress displays."""
+        if self._stats is None:
+            from runtime.llm.scheduler import RunStats
+
+            self._stats = RunStats()
+        return self._stats
+
+    @property
+    def failures(self) -> int:
+        return len(self.errors)
+
+    def summary(self, errors_file: Path | None) -> LLMSummary:
+        errors = tuple(sorted(self.errors, key=lambda e: (e.row, e.column)))
+        return LLMSummary(dict(self.tallies), errors, self.allowed_failures, self.stats, errors_file)
+
+    def fill(self, frame: pl.DataFrame, start: int, stop: int) -> pl.DataFrame:
+        """``frame`` (rows ``start..stop-1``, every column not computed from a model) with
+        the LLM columns and the columns that depend on them added, in evaluation order."""
+        cells = {col.name: _Cells([None] * (stop - start), bytearray(stop - start)) for col in self.columns}
+        chunk = _ChunkState(frame, start, stop, cells)
+        misses: list[CellRequest] = []
+        deferred: list[LLMColumn] = []
+        for col in self.columns:
+            if any(cells[dep].prefix < chunk.size for dep in self._deps[col.name]):
+                deferred.append(col)
+            else:
+                misses += self._range(col, chunk, 0, chunk.size)
+        if misses or deferred:
+            self._loop_run(self._session(chunk, misses, deferred))
+        return self._complete(chunk)
+
+    def close(self) -> None:
+        try:
+            if self._loop is not None:
+                self._loop.close(self._transport_close())
+        finally:
+            if self._cache is not None:
+                self._cache.close()
+
+    def __enter__(self) -> LLMRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------- set-up
+
+    def _column_requests(self, col: LLMColumn) -> ColumnRequests:
+        alias = self.plan.model(col.model)
+        return ColumnRequests(col, alias.model, column_params(alias, col), output_schema(col), self.plan.seed)
+
+    def _scheduler_for_run(self) -> Scheduler:
+        if self._scheduler is None:
+            from runtime.llm.scheduler import Route, RouteError, Scheduler
+            from runtime.llm.transport import LiteLLMTransport
+
+            environ = self.options.environ if self.options.environ is not None else os.environ
+            try:
+                routes = {m.name: Route.from_alias(m, environ) for m in self.plan.models}
+            except RouteError as exc:
+                raise LLMAborted(str(exc)) from exc
+            transport = self.options.transport or LiteLLMTransport()
+            self._transport = transport
+            self._scheduler = Scheduler(
+                routes, transport, self._cache, stats=self.stats, max_cost=self.options.max_cost
+            )
+        return self._scheduler
+
+    async def _transport_close(self) -> None:
+        close = getattr(getattr(self, "_transport", None), "aclose", None)
+        if close is not None:
+            await close()
+
+    # ----------------------------------------------------------------------- one range of rows
+
+    def _range(self, col: LLMColumn, chunk: _ChunkState, lo: int, hi: int) -> list[CellRequest]:
+        """Render, key and look up rows ``lo..hi-1`` (chunk-relative) of ``col``; fill the
+        hits, nulls and failed inputs; return the requests still to make (none in a dry run)."""
+        if lo >= hi:
+            return []
+        cells, tally = chunk.cells[col.name], self.tallies[col.name]
+        tally.cells += hi - lo
+        sub = Chunk(
+            self.plan.seed, chunk.start + lo, chunk.start + hi, self._inputs(col, chunk, lo, hi), self._vars
+        )
+        skip = self._skipped(col, chunk, lo, hi, sub)
+        messages = self._render(col, sub, skip)
+        keys = self._requests[col.name].keys(messages)
+        wanted = [k[0] for k in keys if k is not None]
+        found = self._cache.get_many(wanted) if self._cache is not None and wanted else {}
+        todo: list[CellRequest] = []
+        for offset, (item, keyed) in enumerate(zip(messages, keys, strict=True)):
+            r = lo + offset
+            if keyed is None:
+                continue  # status already set by _skipped
+            key, occurrence = keyed
+            response = found.get(key)
+            value = self._cached_value(col, response) if response is not None else _MISS
+            if value is not _MISS:
+                cells.values[r], cells.status[r] = value, DONE
+                tally.cached += 1
+                self.stats.cache_hits += 1
+            elif self.options.dry_run:
+                cells.status[r] = UNKNOWN
+                _note_dry(tally, item)
+            else:
+                assert item is not None
+                todo.append(self._request(col, chunk.start + r, key, occurrence, item))
+        cells.advance()
+        return todo
+
+    def _inputs(self, col: LLMColumn, chunk: _ChunkState, lo: int, hi: int) -> pl.DataFrame:
+        """Rows lo..hi-1 of what ``col`` reads: the chunk's columns, its LLM inputs, and the
+        columns computed from those that it reads (evaluated for these rows only)."""
+        frame = chunk.frame.slice(lo, hi - lo)
+        series = [self._series(dep, chunk.cells[dep], lo, hi) for dep in sorted(self._deps[col.name])]
+        frame = pl.DataFrame([*frame.get_columns(), *series])
+        for via in self._via[col.name]:
+            sub = Chunk(self.plan.seed, chunk.start + lo, chunk.start + hi, frame, self._vars)
+            frame = pl.DataFrame([*frame.get_columns(), self._sample(via, sub)])
+        return frame
+
+    def _skipped(self, col: LLMColumn, chunk: _ChunkState, lo: int, hi: int, sub: Chunk) -> list[bool]:
+        """Rows that make no request: nulled by ``nulls``, or an LLM input failed/unknown."""
+        cells, tally = chunk.cells[col.name], self.tallies[col.name]
+        mask = null_mask(col.name, col.nulls, sub).tolist() if col.nulls > 0 else [False] * (hi - lo)
+        skip = [False] * (hi - lo)
+        for offset in range(hi - lo):
+            r = lo + offset
+            if mask[offset]:
+                cells.status[r], skip[offset] = NULL, True
+                tally.nulls += 1
+                continue
+            blocked = [dep for dep in self._deps[col.name] if chunk.cells[dep].status[r] in (FAILED, UNKNOWN)]
+            if not blocked:
+                continue
+            skip[offset] = True
+            if any(chunk.cells[dep].status[r] == UNKNOWN for dep in blocked):
+                cells.status[r] = UNKNOWN  # dry run: needs a call once its inputs exist
+                tally.would_call += 1
+            else:
+                cells.status[r] = FAILED
+                self._failed(
+                    col,
+                    CellError(
+                        chunk.start + r,
+                        col.name,
+                        "upstream",
+                        f"input column `{blocked[0]}` failed on this row",
+                    ),
+                )
+        return skip
+
+    def _render(self, col: LLMColumn, sub: Chunk, skip: list[bool]) -> list[Messages | None]:
+        from runtime.samplers.base import SampleError
+
+        try:
+            rendered = render_messages(col, sub)
+        except SampleError as exc:
+            raise ExecutionError(str(exc), column=col.name, row=exc.row) from exc
+        return [None if s else m for m, s in zip(rendered, skip, strict=True)]
+
+    def _request(
+        self, col: LLMColumn, row: int, key: str, occurrence: int, messages: Messages
+    ) -> CellRequest:
+        from runtime.llm.scheduler import CellRequest
+
+        requests = self._requests[col.name]
+        return CellRequest(
+            column=col.name, row=row, key=key, alias=col.model, messages=messages,
+            params=requests.sent_params(occurrence), output_schema=self._schemas[col.name],
+        )  # fmt: skip
+
+    def _cached_value(self, col: LLMColumn, response: CachedResponse) -> Any:
+        schema = self._schemas[col.name]
+        if schema is None:
+            return response.text
+        from runtime.llm import structured
+
+        try:
+            value = json.loads(response.text)
+        except ValueError:
+            try:
+                value = structured.parse_answer(response.text, schema)
+            except structured.InvalidAnswer:
+                return _MISS  # cannot happen for entries this runtime stored; ask again
+        return structured.conform(value, schema)
+
+    # ----------------------------------------------------------------------- the async part
+
+    async def _session(
+        self, chunk: _ChunkState, misses: list[CellRequest], deferred: list[LLMColumn]
+    ) -> None:
+        scheduler = self._scheduler_for_run()
+        changed = asyncio.Condition()
+        queues: dict[str, asyncio.Queue[CellRequest | None]] = {}
+        for col in self.columns:
+            queues.setdefault(col.model, asyncio.Queue())
+        for cell in misses:
+            queues[cell.alias].put_nowait(cell)
+        routes = scheduler.routes
+
+        async def produce() -> None:
+            async with asyncio.TaskGroup() as producers:
+                for col in deferred:
+                    producers.create_task(self._follow(col, chunk, changed, queues[col.model]))
+            for alias, queue in queues.items():
+                for _ in range(routes[alias].concurrency):
+                    queue.put_nowait(None)
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            for alias, queue in queues.items():
+                for _ in range(routes[alias].concurrency):
+                    group.create_task(self._work(scheduler, queue, chunk, changed))
+
+    async def _follow(
+        self,
+        col: LLMColumn,
+        chunk: _ChunkState,
+        changed: asyncio.Condition,
+        queue: asyncio.Queue[CellRequest | None],
+    ) -> None:
+        """Feed ``col``'s rows to its queue as the rows before them exist upstream."""
+        deps = [chunk.cells[dep] for dep in sorted(self._deps[col.name])]
+        lo = 0
+        while lo < chunk.size:
+            async with changed:
+                await changed.wait_for(lambda: min(d.prefix for d in deps) > lo)  # noqa: B023
+            hi = min(d.prefix for d in deps)
+            for cell in self._range(col, chunk, lo, hi):
+                queue.put_nowait(cell)
+            lo = hi
+            async with changed:
+                changed.notify_all()
+
+    async def _work(
+        self,
+        scheduler: Scheduler,
+        queue: asyncio.Queue[CellRequest | None],
+        chunk: _ChunkState,
+        changed: asyncio.Condition,
+    ) -> None:
+        from runtime.llm.scheduler import BudgetExceeded
+
+        while (cell := await queue.get()) is not None:
+            try:
+                result = await scheduler.run(cell)
+            except BudgetExceeded as exc:
+                scheduler.stop()
+                raise LLMAborted(str(exc)) from exc
+            self._settle(cell, result, chunk)
+            if chunk.cells[cell.column].advance():
+                async with changed:
+                    changed.notify_all()
+
+    def _settle(self, cell: CellRequest, result: CellAnswer | CellFailure, chunk: _ChunkState) -> None:
+        from runtime.llm.scheduler import CellFailure
+
+        cells, r = chunk.cells[cell.column], cell.row - chunk.start
+        col = self.plan.column(cell.column)
+        assert isinstance(col, LLMColumn)
+        if isinstance(result, CellFailure):
+            cells.status[r] = FAILED
+            self._failed(
+                col,
+                CellError(cell.row, cell.column, result.kind, result.message, result.model, result.attempts),
+            )
+            return
+        schema = self._schemas[cell.column]
+        if schema is not None:
+            from runtime.llm.structured import conform
+
+            cells.values[r] = conform(result.value, schema)
+        else:
+            cells.values[r] = result.value
+        cells.status[r] = DONE
+        self.tallies[cell.column].called += 1
+        self._in_a_row = 0
+
+    def _failed(self, col: LLMColumn, error: CellError) -> None:
+        self.errors.append(error)
+        self.tallies[col.name].failed += 1
+        if error.kind == "upstream":
+            return
+        self._in_a_row += 1
+        if self._in_a_row >= FAILURES_IN_A_ROW and len(self.errors) > self.allowed_failures:
+            if self._scheduler is not None:
+                self._scheduler.stop()
+            raise LLMAborted(
+                f"stopped after {self._in_a_row} failed calls in a row (last: column `{col.name}`, "
+                f"row {error.row}: {error.message}); every answer so far is in the cache"
+            )
+
+    def _loop_run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = _Loop()
+        return self._loop.run(coro, on_interrupt=self._interrupted)
+
+    def _interrupted(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+
+    # ----------------------------------------------------------------------- finishing a chunk
+
+    def _complete(self, chunk: _ChunkState) -> pl.DataFrame:
+        frame = chunk.frame
+        for col in self.plan.columns:
+            if col.name in chunk.frame.columns:
+                continue
+            if isinstance(col, LLMColumn):
+                series = self._series(col.name, chunk.cells[col.name], 0, chunk.size)
+            else:
+                series = self._sample(col, Chunk(self.plan.seed, chunk.start, chunk.stop, frame, self._vars))
+            frame = pl.DataFrame([*frame.get_columns(), series])
+        return frame
+
+    def _series(self, name: str, cells: _Cells, lo: int, hi: int) -> pl.Series:
+        schema = self._schemas[name]
+        values = [
+            v if s == DONE else None for v, s in zip(cells.values[lo:hi], cells.status[lo:hi], strict=True)
+        ]
+        if schema is None:
+            return pl.Series(name, values, dtype=pl.String)
+        from runtime.llm.structured import struct_dtype
+
+        return pl.Series(name, values, dtype=struct_dtype(schema))
+
+
+_MISS = object()
+
+
+def _open_cache(options: LLMOptions) -> Cache | None:
+    if options.cache is None:
+        return None
+    if options.dry_run:
+        return Cache.open(options.cache, readonly=True) if options.cache.exists() else None
+    return Cache.open(options.cache)
+
+
+@dataclass
+class _ChunkState:
+    frame: pl.DataFrame
+    start: int
+    stop: int
+    cells: dict[str, _Cells]
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def _note_dry(tally: ColumnTally, messages: Messages | None) -> None:
+    tally.would_call += 1
+    if messages is None:
+        return
+    tally.rendered += 1
+    tally.prompt_chars += sum(len(str(m.get("content", ""))) for m in messages)
+    if len(tally.samples) < SAMPLE_PROMPTS:
+        tally.samples.append(messages)
+
+
+def _inputs_of(col: Column) -> tuple[str, ...]:
+    if isinstance(col, CategoryColumn):
+        return (col.given,) if col.given else ()
+    return tuple(getattr(col, "inputs", ()))
+
+
+def _dependencies(plan: Plan) -> tuple[dict[str, set[str]], dict[str, list[Column]]]:
+    """For each LLM column: the LLM columns it reads directly or through columns computed
+    from them, and those in-between columns in evaluation order."""
+    by_name = {col.name: col for col in plan.columns}
+    llm = {col.name for col in plan.llm_columns()}
+    deps: dict[str, set[str]] = {}
+    via: dict[str, list[Column]] = {}
+    for col in plan.llm_columns():
+        found: set[str] = set()
+        between: set[str] = set()
+        stack = list(_inputs_of(col))
+        while stack:
+            name = stack.pop()
+            if name in llm:
+                found.add(name)
+            elif name not in between and name in by_name and _reaches(by_name, llm, name):
+                between.add(name)
+                stack.extend(_inputs_of(by_name[name]))
+        deps[col.name] = found
+        via[col.name] = [c for c in plan.columns if c.name in between]
+    return deps, via
+
+
+def _reaches(by_name: Mapping[str, Column], llm: set[str], name: str) -> bool:
+    """Whether column ``name`` is computed (directly or not) from an LLM column."""
+    stack, seen = [name], set()
+    while stack:
+        current = stack.pop()
+        for dep in _inputs_of(by_name[current]):
+            if dep in llm:
+                return True
+            if dep not in seen and dep in by_name:
+                seen.add(dep)
+                stack.append(dep)
+    return False
+
+
+def model_dependent(plan: Plan) -> set[str]:
+    """Names of the columns that are LLM columns or computed from one."""
+    by_name = {col.name: col for col in plan.columns}
+    llm = {col.name for col in plan.llm_columns()}
+    return llm | {name for name in by_name if name not in llm and _reaches(by_name, llm, name)}
+
+
+class _Loop:
+    """An event loop in a thread of its own: the caller's thread may be running a loop
+    already (a notebook), and LiteLLM's connections stay bound to this one loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="synthc-llm", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], *, on_interrupt: Callable[[], None]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException as exc:
+            # Ctrl-C (or any failure here): stop calling, cancel what is in flight, wait for it.
+            self.loop.call_soon_threadsafe(on_interrupt)
+            future.cancel()
+            with contextlib.suppress(BaseException):
+                future.result(timeout=10)
+            if isinstance(exc, BaseExceptionGroup):  # from a TaskGroup: the cause, not the group
+                raise _cause(exc) from None
+            raise
+
+    def close(self, final: Coroutine[Any, Any, None] | None = None) -> None:
+        if final is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(final, self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+def _cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first run-stopping error in a (nested) exception group, else its first leaf."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return next((leaf for leaf in leaves if isinstance(leaf, ExecutionError)), leaves[0])
+
+
+def write_errors(errors: Sequence[CellError], path: Path) -> None:
+    """``errors`` as JSON lines at ``path``, atomically; removes a stale file when empty."""
+    if not errors:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with temp.open("w", encoding="utf-8") as handle:
+            for error in sorted(errors, key=lambda e: (e.row, e.column)):
+                handle.write(error.to_json() + "\n")
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def errors_path(out: Path) -> Path:
+    return out.with_name(out.name + ".errors.jsonl")
