@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.plan import Plan, plan_from_json, plan_to_json
-from synthc.diagnostics import Diagnostic, sort_key
+from synthc.diagnostics import Diagnostic, SpecPath, sort_key
 from synthc.errors import SpecError
 
 MAX_DIAGNOSTICS = 50
@@ -116,19 +116,22 @@ def _compile(text: str, file: str) -> tuple[Plan | None, list[Diagnostic]]:
 _RECOVERABLE = frozenset({"rows", "seed", "output", "name", "description", "steps"})
 
 
-def _usable_part(data: Any, diags: list[Diagnostic]) -> tuple[dict[str, Any], frozenset[str]] | None:
+def _usable_part(data: Any, diags: list[Diagnostic]) -> tuple[dict[str, Any], frozenset[SpecPath]] | None:
     """The part of a spec that later stages can still check despite schema errors, so
-    one run reports as many mistakes as possible: ``(data, columns to skip)``. Columns
-    with errors are skipped (they still count as existing), steps are checked up to the
-    first bad one, a bad recoverable key falls back to its default. None when the spec's
-    shape is too uncertain to go on."""
-    skip: set[str] = set()
+    one run reports as many mistakes as possible: ``(data, parts to skip)``. A part is a
+    column ``("columns", name)``, a model alias ``("models", alias)`` or the source
+    ``("source",)``; parts with errors are skipped (they still count as existing), steps
+    are checked up to the first bad one, a bad recoverable key falls back to its default.
+    None when the spec's shape is too uncertain to go on."""
+    skip: set[SpecPath] = set()
     dropped: set[str] = set()
     first_bad_step: int | None = None
     for diag in diags:
         path: Any = diag.path
-        if len(path) >= 2 and path[0] == "columns" and isinstance(path[1], str):
-            skip.add(path[1])
+        if len(path) >= 2 and path[0] in ("columns", "models") and isinstance(path[1], str):
+            skip.add(path[:2])
+        elif path[:1] == ("source",):
+            skip.add(("source",))
         elif len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
             first_bad_step = path[1] if first_bad_step is None else min(first_bad_step, path[1])
         elif path and path[0] in _RECOVERABLE:

@@ -47,6 +47,12 @@ CODES: dict[str, str] = {
     "expression-syntax": "a Polars SQL expression does not parse",
     "expression-error": "a Polars SQL expression is invalid for the columns it uses",
     "bad-column-name": "a column name that synthc reserves or that cannot be a column",
+    "duplicate-column": "a column in `columns:` has the name of a field of the `source`'s records",
+    # models and LLM columns
+    "unknown-model": "a column or the source names a model alias that `models:` does not declare",
+    "bad-output-schema": "an `output` or a source's `schema` is not a valid JSON Schema of an object",
+    "reserved-param": "`params` sets a key that synthc sets itself on every model call",
+    "env-var-not-allowed": "`${VAR}` is used outside a model's `api_base`",
     # output
     "unknown-format": "the output format (from the extension or --format) is not supported",
     "output-error": "the output file cannot be written",

@@ -20,7 +20,8 @@ from runtime import plan as ir
 from runtime.defaults import MAX_ROWS
 from synthc.diagnostics import Diagnostic, SpecPath
 from synthc.loader import SourceMap
-from synthc.resolve import Graph
+from synthc.lower_llm import env_var_diags, llm_column, lower_models, lower_source
+from synthc.resolve import Graph, record_fields
 from synthc.sqlrefs import substitute_vars
 from synthc.timeparse import US_PER_DAY, TimeParseError, absolute_us, instant_us, is_relative
 
@@ -74,18 +75,17 @@ def lower(
     smap: SourceMap,
     graph: Graph,
     source_text: str,
-    skip: frozenset[str] = frozenset(),
+    skip: frozenset[SpecPath] = frozenset(),
 ) -> tuple[ir.Plan, list[Diagnostic]]:
-    """Columns in ``skip`` (schema errors) are left out of the plan silently."""
+    """Parts in ``skip`` (``("columns", name)``, ``("models", alias)``, ``("source",)``:
+    they have schema errors) are left out of the plan silently."""
     state = _Lowering(data, smap, graph)
     state.as_of = _as_of(state)
     columns = data.get("columns") or {}
-    nodes = [
-        node
-        for name in graph.order
-        if name not in skip and (node := _column(state, name, columns[name])) is not None
-    ]
+    fields = frozenset(graph.fields)
+    nodes = [node for name in graph.order if (node := _node(state, name, fields, skip)) is not None]
     _check_identities(state, columns)
+    state.diags.extend(env_var_diags(data, smap, skip))
     rows = int(data.get("rows", 1000))
     if rows > MAX_ROWS:
         state.error(
@@ -99,9 +99,14 @@ def lower(
         rows=rows,
         as_of=state.as_of or 0,
         columns=tuple(nodes),
-        column_order=tuple(n for n in columns if n not in skip),
+        column_order=(
+            *graph.fields,
+            *(n for n in columns if n not in fields and ("columns", n) not in skip),
+        ),
         steps=tuple(_steps(data.get("steps") or [], data.get("vars") or {}, _all_names(data))),
         vars=json.dumps(data.get("vars") or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        models=lower_models(state, data, skip),
+        source=lower_source(state, data, skip),
         output=_output(state),
         spec_hash=xxhash.xxh3_128_hexdigest(source_text.encode()),
     )
@@ -121,6 +126,14 @@ def _as_of(state: _Lowering) -> int | None:
 
 
 # --------------------------------------------------------------------------- columns
+
+
+def _node(state: _Lowering, name: str, fields: frozenset[str], skip: frozenset[SpecPath]) -> ir.Column | None:
+    if name in fields:
+        return ir.RecordField(name)
+    if ("columns", name) in skip:
+        return None
+    return _column(state, name, state.data["columns"][name])
 
 
 def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column | None:
@@ -163,6 +176,8 @@ def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column |
             return ir.ExpressionColumn(name, expr, state.graph.inputs[name], nulls)
         case "template":
             return ir.TemplateColumn(name, spec["template"], state.graph.inputs[name], nulls)
+        case "llm":
+            return llm_column(state, name, spec, state.graph.inputs[name], nulls)
     return None
 
 
@@ -333,6 +348,13 @@ def _category(state: _Lowering, name: str, spec: Mapping[str, Any], nulls: float
 
 
 def _parent_values(state: _Lowering, name: str, given: str) -> tuple[ir.Scalar, ...] | None:
+    if given in state.graph.fields:
+        state.error(
+            "given-mismatch",
+            f"column `{name}`: `given` must name a category or bool column; `{given}` is a field of the source's records",
+            ("columns", name, "given"),
+        )
+        return None
     parent = (state.data.get("columns") or {}).get(given)
     if not isinstance(parent, Mapping) or given == name:
         return None  # unknown parent or itself: reported by the resolver
@@ -472,7 +494,7 @@ def _check_identities(state: _Lowering, columns: Mapping[str, Any]) -> None:
 def _all_names(data: Mapping[str, Any]) -> frozenset[str]:
     """Every name a column has anywhere in the pipeline (declared or given by rename):
     those shadow vars of the same name in expressions and filters."""
-    names = set(data.get("columns") or {})
+    names = set(data.get("columns") or {}) | set(record_fields(data))
     for step in data.get("steps") or []:
         if isinstance(step, Mapping) and isinstance(step.get("rename"), Mapping):
             names.update(str(new) for new in step["rename"].values())

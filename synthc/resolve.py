@@ -1,9 +1,11 @@
 """Resolve references between columns: the dependency graph and its evaluation order.
 
-Templates are parsed with the runtime's sandboxed Jinja environment; expressions are
-scanned with :mod:`synthc.sqlrefs`; ``given`` names a parent column. Unknown names get a
-"did you mean", cycles are reported once per column on the cycle, and steps are checked
-against the columns that exist at their point in the pipeline.
+Templates and LLM prompts are parsed with the runtime's sandboxed Jinja environment;
+expressions are scanned with :mod:`synthc.sqlrefs`; ``given`` names a parent column; LLM
+columns and the source name a model alias. The fields of a ``source``'s records are
+columns too, the first ones. Unknown names get a "did you mean", cycles are reported once
+per column on the cycle, and steps are checked against the columns that exist at their
+point in the pipeline.
 """
 
 from __future__ import annotations
@@ -21,38 +23,72 @@ from synthc.sqlrefs import nondeterministic_calls, references, sql_literal
 @dataclass(frozen=True)
 class Graph:
     """``inputs[c]`` are the columns ``c`` reads, in declaration order; ``order`` lists
-    every column after its inputs (ties broken by declaration order)."""
+    every column after its inputs (ties broken by declaration order). ``fields`` are the
+    columns the ``source`` writes (its records' fields, in the schema's order): they come
+    first and read nothing."""
 
     inputs: Mapping[str, tuple[str, ...]]
     order: tuple[str, ...]
+    fields: tuple[str, ...] = ()
 
 
 def resolve(
-    data: Mapping[str, Any], smap: SourceMap, skip: frozenset[str] = frozenset()
+    data: Mapping[str, Any], smap: SourceMap, skip: frozenset[SpecPath] = frozenset()
 ) -> tuple[Graph, list[Diagnostic]]:
-    """Build the column graph of a schema-valid spec. Columns in ``skip`` (which already
-    have schema errors) still count as existing but their own references are not read."""
+    """Build the column graph of a schema-valid spec. Parts in ``skip`` (``("columns",
+    name)``, ``("models", alias)``, ``("source",)``: they already have schema errors)
+    still count as existing, but their own references are not read."""
     columns: Mapping[str, Any] = data.get("columns") or {}
-    names = tuple(columns)
+    fields = record_fields(data)
     variables = data.get("vars") or {}
-    var_names = frozenset(variables)
-    # expressions and filters see scalar vars (their values are written into the SQL)
-    scalar_vars = frozenset(k for k, v in variables.items() if sql_literal(v) is not None)
-    diags: list[Diagnostic] = []
-    inputs: dict[str, tuple[str, ...]] = {}
+    diags = _duplicate_columns(columns, fields, smap)
+    names = (*fields, *(name for name in columns if name not in fields))
     position = {name: i for i, name in enumerate(names)}
-    scope = _Scope(position, var_names, scalar_vars, smap, diags)
-    for name in names:
-        if name in skip:
-            inputs[name] = ()
-            continue
-        refs = _column_refs(scope, name, columns[name])
+    scope = _Scope(
+        position,
+        frozenset(variables),
+        # expressions and filters see scalar vars (their values are written into the SQL)
+        frozenset(k for k, v in variables.items() if sql_literal(v) is not None),
+        frozenset(data.get("models") or {}),
+        smap,
+        diags,
+    )
+    inputs: dict[str, tuple[str, ...]] = dict.fromkeys(fields, ())
+    for name in names[len(fields) :]:
+        refs = set() if ("columns", name) in skip else _column_refs(scope, name, columns[name])
         # inputs in declared order (a dict lookup per reference: specs may have 100k columns)
         inputs[name] = tuple(sorted(refs & position.keys(), key=position.__getitem__))
+    source = data.get("source")
+    if isinstance(source, Mapping) and ("source",) not in skip:
+        _source_refs(scope, source)
     order, cycle_diags = _order(names, inputs, smap)
     diags.extend(cycle_diags)
-    diags.extend(_check_steps(data.get("steps") or [], names, scalar_vars, smap))
-    return Graph(inputs, order), diags
+    diags.extend(_check_steps(data.get("steps") or [], names, scope.scalar_vars, smap))
+    return Graph(inputs, order, fields), diags
+
+
+def record_fields(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fields of the ``source``'s records (its schema's properties, in order), or ()."""
+    source = data.get("source")
+    schema = source.get("schema") if isinstance(source, Mapping) else None
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    return tuple(str(name) for name in properties) if isinstance(properties, Mapping) else ()
+
+
+def _duplicate_columns(
+    columns: Mapping[str, Any], fields: tuple[str, ...], smap: SourceMap
+) -> list[Diagnostic]:
+    return [
+        Diagnostic(
+            "duplicate-column",
+            f"column `{name}`: the source's records already have a field `{name}`",
+            smap.span(("columns", name), key=True),
+            ("columns", name),
+            hint="every field of `source.schema` is a column: rename this column, or drop the field",
+        )
+        for name in columns
+        if name in fields
+    ]
 
 
 # --------------------------------------------------------------------------- column references
@@ -65,6 +101,7 @@ class _Scope:
     names: Mapping[str, int]  # column -> declared position
     var_names: frozenset[str]  # visible to templates
     scalar_vars: frozenset[str]  # visible to expressions and filters too
+    models: frozenset[str]  # declared model aliases
     smap: SourceMap
     diags: list[Diagnostic]
 
@@ -76,6 +113,8 @@ def _column_refs(scope: _Scope, name: str, column: Mapping[str, Any]) -> set[str
         return _template_refs(scope, name, column["template"], (*path, "template"))
     if kind == "expression":
         return _expression_refs(scope, name, column["expr"], (*path, "expr"))
+    if kind == "llm":
+        return _llm_refs(scope, name, column)
     names, smap, diags = scope.names, scope.smap, scope.diags
     given = column.get("given")
     if isinstance(given, str):
@@ -96,11 +135,72 @@ def _column_refs(scope: _Scope, name: str, column: Mapping[str, Any]) -> set[str
     return set()
 
 
+# what a Jinja text is called in messages, by its key
+_TEMPLATE_WORDS = {"template": "template", "prompt": "prompt", "system": "system prompt"}
+
+
+def _llm_refs(scope: _Scope, name: str, column: Mapping[str, Any]) -> set[str]:
+    """The columns an LLM column's prompt and system prompt read (a struct column's
+    field, ``{{ triage.urgency }}``, is a reference to the column ``triage``)."""
+    path: SpecPath = ("columns", name)
+    _model_ref(scope, f"column `{name}`", column, path)
+    refs: set[str] = set()
+    for key in ("prompt", "system"):
+        if isinstance(column.get(key), str):
+            refs |= _template_refs(scope, name, column[key], (*path, key))
+    return refs
+
+
+def _model_ref(scope: _Scope, where: str, spec: Mapping[str, Any], path: SpecPath) -> None:
+    alias = spec.get("model")
+    if not isinstance(alias, str) or alias in scope.models:
+        return
+    declared = ", ".join(f"`{m}`" for m in sorted(scope.models)) or "none"
+    scope.diags.append(
+        Diagnostic(
+            "unknown-model",
+            f"{where}: unknown model `{alias}`",
+            scope.smap.span((*path, "model")),
+            (*path, "model"),
+            hint=_did_you_mean(alias, scope.models)
+            or f"name an alias declared under `models:` (declared: {declared}), "
+            "e.g. models: {writer: {model: openai/gpt-4o-mini}}",
+        )
+    )
+
+
+def _source_refs(scope: _Scope, source: Mapping[str, Any]) -> None:
+    """A source's prompts may use vars only: its records exist before any column."""
+    from runtime.templates import environment
+
+    _model_ref(scope, "source", source, ("source",))
+    for key in ("prompt", "system"):
+        text, path = source.get(key), ("source", key)
+        if not isinstance(text, str):
+            continue
+        found, problems = _template_names("source", text, path, scope.smap)
+        scope.diags.extend(problems)
+        for ref in sorted(found - scope.var_names - set(environment().globals)):
+            if ref in scope.names:
+                what, hint = f"column `{ref}`, but records are written before any column", None
+            else:
+                what, hint = f"`{ref}`, which is not a var", _did_you_mean(ref, scope.var_names)
+            scope.diags.append(
+                Diagnostic(
+                    "unknown-reference",
+                    f"source: the {_TEMPLATE_WORDS[key]} uses {what}",
+                    span_in_scalar(scope.smap, path, text, _find_word(text, ref), len(ref)),
+                    path,
+                    hint=hint or "a source's prompts see `vars` only",
+                )
+            )
+
+
 def _template_refs(scope: _Scope, name: str, text: str, path: SpecPath) -> set[str]:
     from runtime.templates import environment
 
     names, var_names, smap, diags = scope.names, scope.var_names, scope.smap, scope.diags
-    found, problems = _template_names(name, text, path, smap)
+    found, problems = _template_names(f"column `{name}`", text, path, smap)
     diags.extend(problems)
     refs = set()
     for ref in sorted(found):
@@ -113,7 +213,7 @@ def _template_refs(scope: _Scope, name: str, text: str, path: SpecPath) -> set[s
             diags.append(
                 Diagnostic(
                     "unknown-reference",
-                    f"column `{name}`: template uses `{ref}`, which is neither a column nor a var",
+                    f"column `{name}`: {_TEMPLATE_WORDS[str(path[-1])]} uses `{ref}`, which is neither a column nor a var",
                     span_in_scalar(smap, path, text, _find_word(text, ref), len(ref)),
                     path,
                     hint=_did_you_mean(ref, [*names, *var_names]),
@@ -123,10 +223,11 @@ def _template_refs(scope: _Scope, name: str, text: str, path: SpecPath) -> set[s
 
 
 def _template_names(
-    name: str, text: str, path: SpecPath, smap: SourceMap
+    where: str, text: str, path: SpecPath, smap: SourceMap
 ) -> tuple[set[str], list[Diagnostic]]:
     """The names a template reads, parsed (and compiled) in the runtime's sandbox; or no
-    names and the diagnostics of a template Jinja refuses."""
+    names and the diagnostics of a template Jinja refuses. ``where`` names its owner in
+    messages ("column `x`", "source")."""
     import jinja2
     from jinja2 import meta
 
@@ -136,7 +237,7 @@ def _template_names(
         start = _offset_of_line(text, line)
         offset = start if word is None else _find_word(text, word, start)
         span = span_in_scalar(smap, path, text, offset, len(word) if word else 1)
-        return Diagnostic("template-syntax", f"column `{name}`: {message}", span, path, hint)
+        return Diagnostic("template-syntax", f"{where}: {message}", span, path, hint)
 
     env = environment()
     try:

@@ -55,6 +55,9 @@ _TYPE_ALIASES = {
     "string": "template",
     "serial": "sequence",
     "counter": "sequence",
+    "ai": "llm",
+    "gpt": "llm",
+    "prompt": "llm",
 }
 _STEP_ALIASES = {
     "where": "filter",
@@ -267,8 +270,11 @@ class _Explainer:
 
     def _where(self, path: SpecPath) -> tuple[str, str]:
         """(owner, field): ("column `price`", "`sigma`"), ("step 2", "`sort.by`"), ("", "`rows`")."""
-        if len(path) >= 2 and path[0] == "columns":
-            return f"column `{path[1]}`", f"`{_dotted(path[2:])}`" if path[2:] else ""
+        if len(path) >= 2 and path[0] in ("columns", "models"):
+            noun = "column" if path[0] == "columns" else "model"
+            return f"{noun} `{path[1]}`", f"`{_dotted(path[2:])}`" if path[2:] else ""
+        if path and path[0] == "source":
+            return "source", f"`{_dotted(path[1:])}`" if path[1:] else ""
         if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
             name = self._step_name(path[1])
             rest = path[2:]
@@ -333,6 +339,8 @@ class _Explainer:
         kind = error.keyword
         if error.schema == self.defs["columnName"] and kind in ("pattern", "not"):
             return [self._bad_name(error, path)]
+        if error.schema == self.defs["modelName"] and kind == "pattern":
+            return [self._bad_model_name(error, path)]
         if "propertyNames" in error.schema_path and path[:1] == ("steps",) and len(path) == 2:
             return self._unknown_step(error, path)
         handler = getattr(self, f"_on_{kind}", None)
@@ -388,7 +396,8 @@ class _Explainer:
                 needs = [k for k in error.expected if k != "type"]
                 kind = error.instance.get("type")
                 message = f"column `{path[1]}`: missing key `{key}`"
-                hint = f"a `{kind}` column needs {' and '.join(f'`{k}`' for k in needs)}"
+                article = "an" if kind == "llm" else "a"
+                hint = f"{article} `{kind}` column needs {' and '.join(f'`{k}`' for k in needs)}"
             else:
                 message, hint = f"{self._owner(path)}: missing key `{key}`{self._inside(path)}", None
             out.append(self._diag("missing-key", message, (*path, key), key=True, hint=hint, at=path))
@@ -426,8 +435,6 @@ class _Explainer:
         if len(path) == 3 and path[0] == "columns" and path[2] == "type":
             suggestion = _suggest(value, options, _TYPE_ALIASES)
             hint = f"column types: {', '.join(options)}"
-            if value == "llm":
-                hint = f"`llm` columns are not available in this version of synthc; {hint}"
             return [
                 self._diag(
                     "unknown-column-type",
@@ -564,6 +571,16 @@ class _Explainer:
                 hint=f"steps: {', '.join(self.steps)}",
             )
         ]
+
+    def _bad_model_name(self, error: _Failure, path: SpecPath) -> Diagnostic:
+        return self._diag(
+            "bad-value",
+            f"`{error.instance}` is not a valid model alias",
+            (*path, error.instance),
+            key=True,
+            hint="an alias starts with a letter or `_` and has only letters, digits and `_`; "
+            "the LiteLLM model string goes in its `model:`",
+        )
 
     def _bad_name(self, error: _Failure, path: SpecPath) -> Diagnostic:
         name = error.instance

@@ -6,6 +6,7 @@ syntax error becomes a diagnostic at the expression, with Polars' own first line
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,8 @@ def _check(plan: ir.Plan, smap: SourceMap) -> list[Diagnostic]:
         if isinstance(col, ir.ExpressionColumn):
             dtype = _try(pl, schema, col.expr, f"column `{col.name}`", path, smap, diags)
             schema[col.name] = dtype if dtype is not None else pl.Null
+        elif isinstance(col, ir.RecordField) and plan.source is not None:
+            schema[col.name] = _record_dtype(plan.source, col.name)
         else:
             schema[col.name] = dtype_of(col)
     current = {name: schema[name] for name in plan.column_order if name in schema}
@@ -119,6 +122,19 @@ def _after_step(step: ir.Step, current: dict[str, Any]) -> dict[str, Any]:
     return current
 
 
+def _record_dtype(source: ir.LLMSource, name: str) -> pl.DataType:
+    """The dtype of one field of the source's records."""
+    from runtime.llm.structured import struct_dtype
+
+    dtype = struct_dtype(json.loads(source.schema))
+    for field in getattr(dtype, "fields", ()):
+        if field.name == name:
+            return field.dtype  # type: ignore[no-any-return]
+    import polars as pl
+
+    return pl.Null()
+
+
 def dtype_of(col: ir.Column) -> pl.DataType:
     """The Polars dtype a sampled column has at run time (expressions aside)."""
     import polars as pl
@@ -143,6 +159,12 @@ def dtype_of(col: ir.Column) -> pl.DataType:
             return pl.String()
         case ir.TimeColumn(dtype=dtype):
             return pl.Datetime("us", "UTC") if dtype == "datetime" else pl.Date()
-        case ir.ExpressionColumn():
+        case ir.ExpressionColumn() | ir.RecordField():
             return pl.Null()
+        case ir.LLMColumn(output=output):
+            if output is None:
+                return pl.String()
+            from runtime.llm.structured import struct_dtype
+
+            return struct_dtype(json.loads(output))
     raise AssertionError(f"unhandled column {col!r}")
