@@ -79,25 +79,31 @@ def generate(
 
     A plan with LLM columns needs ``llm`` (the run's cache, scheduler and failures); with
     None, one with default options is opened and closed here."""
-    if plan.llm_columns() and llm is None:
+    if plan.uses_models and llm is None:
         from runtime.llm.run import LLMOptions, LLMRun
 
         with LLMRun(plan, LLMOptions(), sample_column) as own:
             yield from generate(plan, chunk_rows=chunk_rows, progress=progress, llm=own)
         return
     later: set[str] = set()
+    records = None
     if llm is not None:
         from runtime.llm.run import model_dependent
 
         later = model_dependent(plan)
         chunk_rows = min(chunk_rows, LLM_CHUNK_ROWS)
+        records = llm.records() if plan.source is not None else None
     variables = MappingProxyType(json.loads(plan.vars))
     schema: pl.Schema | None = None
     for start, stop in chunk_bounds(plan.rows, chunk_rows):
         frame = pl.DataFrame()
+        if records is not None:
+            frame = _record_fields(plan, records.slice(start, stop - start), start, stop, variables)
         for col in plan.columns:
-            if col.name not in later:
-                frame = pl.DataFrame([*frame.get_columns(), sample_column(col, _chunk(plan, start, stop, frame, variables))])
+            if col.name not in later and col.name not in frame.columns:
+                frame = pl.DataFrame(
+                    [*frame.get_columns(), sample_column(col, _chunk(plan, start, stop, frame, variables))]
+                )
         if llm is not None:
             frame = llm.fill(frame, start, stop)
         frame = frame.select(plan.column_order)
@@ -106,6 +112,23 @@ def generate(
         if progress is not None:
             progress(stop - start)
         yield frame
+
+
+def _record_fields(plan: Plan, records: pl.DataFrame, start: int, stop: int, variables: Any) -> pl.DataFrame:
+    """The chunk's record-field columns (with their ``nulls`` applied)."""
+    from runtime.plan import RecordField
+    from runtime.samplers.base import null_mask, with_nulls
+
+    columns = []
+    for col in plan.columns:
+        if isinstance(col, RecordField):
+            series = records.get_column(col.name)
+            if col.nulls > 0:
+                series = with_nulls(
+                    series, null_mask(col.name, col.nulls, _chunk(plan, start, stop, records, variables))
+                )
+            columns.append(series)
+    return pl.DataFrame(columns)
 
 
 def _chunk(plan: Plan, start: int, stop: int, frame: pl.DataFrame, variables: Any) -> Any:

@@ -380,6 +380,11 @@ class Plan:
                 return model
         raise KeyError(alias)
 
+    @property
+    def uses_models(self) -> bool:
+        """Whether running this plan may call a model (LLM columns or an LLM source)."""
+        return self.source is not None or bool(self.llm_columns())
+
     def llm_columns(self) -> tuple[LLMColumn, ...]:
         return tuple(col for col in self.columns if isinstance(col, LLMColumn))
 

@@ -229,7 +229,7 @@ def stream(
     plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed, models=models)
     options = _llm_options(cache, max_cost, max_failures)
     _check_chunk_rows(chunk_rows)
-    if not plan.llm_columns():
+    if not plan.uses_models:
         from runtime.execute import execute
 
         return execute(plan, chunk_rows=chunk_rows, progress=progress)

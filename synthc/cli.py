@@ -130,7 +130,7 @@ def show_plan(
         sys.stdout.write(plan_to_json(compiled, indent=2) + "\n")
     else:
         text = render_plan(compiled)
-        if compiled.llm_columns():
+        if compiled.uses_models:
             options = llm.options(cache=cache)
             with _located(spec):
                 estimates, _ = llm.estimate(compiled, options)
@@ -235,7 +235,7 @@ def _dry_run(spec: Path, compiled: "Plan", options: "LLMOptions") -> int:
     """``synthc run --dry-run``: render every prompt, look it up, report; call nothing."""
     from synthc import llm
 
-    if not compiled.llm_columns():
+    if not compiled.uses_models:
         console.echo("no LLM columns: a run would make no model calls", err=True)
         return EXIT_OK
     with _located(spec):
@@ -324,7 +324,7 @@ def _progress(
     columns: tuple[ProgressColumn, ...] = (
         TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
     )  # fmt: skip
-    if compiled.llm_columns():
+    if compiled.uses_models:
         columns = (*columns, TimeRemainingColumn(), LiveColumn())
     with Progress(*columns, console=console.console(err=True), transient=True) as bar:
         # progress counts generated rows (before steps drop any), so the total is `rows`

@@ -68,7 +68,7 @@ def options(
 def opened(plan: Plan, llm_options: LLMOptions) -> Iterator[LLMRun | None]:
     """The run's LLM side (None for a plan without LLM columns), closed afterwards.
     A cache that cannot be opened is a UsageError naming the file."""
-    if not plan.llm_columns():
+    if not plan.uses_models:
         yield None
         return
     from runtime.cache import CacheError

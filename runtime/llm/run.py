@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -202,7 +203,8 @@ class LLMRun:
         self.columns = plan.llm_columns()
         self.tallies = {col.name: ColumnTally() for col in self.columns}
         self.errors: list[CellError] = []
-        self.allowed_failures = options.max_failures.allowed(plan.rows * len(self.columns))
+        calls = plan.rows * len(self.columns) + (plan.rows if plan.source is not None else 0)
+        self.allowed_failures = options.max_failures.allowed(calls)
         self._requests = {col.name: self._column_requests(col) for col in self.columns}
         self._schemas = {col.name: output_schema(col) for col in self.columns}
         self._deps, self._via = _dependencies(plan)
@@ -212,6 +214,7 @@ class LLMRun:
         self._stats: RunStats | None = None
         self._in_a_row = 0
         self._vars = MappingProxyType(json.loads(plan.vars))
+        self.source_tally: ColumnTally | None = None
 
     # ----------------------------------------------------------------------- public
 
@@ -227,6 +230,46 @@ class LLMRun:
     @property
     def failures(self) -> int:
         return len(self.errors)
+
+    def records(self) -> pl.DataFrame:
+        """The rows of the plan's LLM ``source`` (see :mod:`runtime.llm.records`): from the
+        cache, else asked of the model; a dry run gives nulls for what is not cached."""
+        from runtime.llm.records import SOURCE, RecordSource, SourceExhausted
+
+        source = RecordSource(self.plan, self._cache, self._vars)
+        tally = self.source_tally = ColumnTally(cells=source.calls_needed)
+        limit = source.calls_needed
+        answers = source.cached_answers(range(limit))
+        while (frame := source.frame(answers)) is None:
+            missing = [k for k in range(limit) if k not in answers]
+            if self.options.dry_run:
+                tally.would_call, tally.rendered = len(missing), len(missing)
+                tally.prompt_chars = len(missing) * sum(len(m["content"]) for m in source.messages)
+                return _null_records(source)
+            if missing:
+                failures = len(source.failures)
+                answers.update(self._loop_run(source.ask(self._scheduler_for_run(), missing)))
+                for k, failure in source.failures[failures:]:
+                    answers[k] = []  # its records are missing; later calls make up for them
+                    self.errors.append(
+                        CellError(k, SOURCE, failure.kind, failure.message, failure.model, failure.attempts)
+                    )
+                if len(source.failures) - failures == len(missing):
+                    raise LLMAborted(
+                        f"every call for the source's records failed; last: {self.errors[-1].message}"
+                    )
+                continue
+            if limit >= source.max_calls:
+                raise SourceExhausted(
+                    f"the model gave {source.distinct(answers):,} distinct records in {limit:,} calls, fewer than "
+                    f"the {self.plan.rows:,} rows asked for: lower `rows`, raise `per_call`, or vary the prompt"
+                )
+            short = self.plan.rows - source.distinct(answers)
+            new_limit = min(source.max_calls, limit + max(1, math.ceil(short / source.source.per_call)))
+            answers.update(source.cached_answers(range(limit, new_limit)))
+            limit = new_limit
+        tally.cached, tally.called = source.cached, len([k for k in answers if answers[k]]) - source.cached
+        return frame
 
     def summary(self, errors_file: Path | None) -> LLMSummary:
         errors = tuple(sorted(self.errors, key=lambda e: (e.row, e.column)))
@@ -567,6 +610,13 @@ class _ChunkState:
     @property
     def size(self) -> int:
         return self.stop - self.start
+
+
+def _null_records(source: Any) -> pl.DataFrame:
+    from runtime.llm.structured import struct_dtype
+
+    dtype = struct_dtype(source.record_schema)
+    return pl.Series("records", [None] * source.plan.rows, dtype=dtype).struct.unnest()
 
 
 def _note_dry(tally: ColumnTally, messages: Messages | None) -> None:

@@ -1,0 +1,188 @@
+"""LLM-written records: the rows of a plan whose ``source`` is a model.
+
+Call ``k`` (k = 0, 1, 2, ...) asks the model for ``per_call`` records as
+``{"records": [...]}`` with every record valid against the source's schema. All calls
+send the same messages, so call ``k`` is the k-th occurrence of one request: its cache
+key carries ``k`` as the occurrence index, like any LLM cell.
+
+Guarantees: records are taken in call order, then answer order; a record equal (as
+canonical JSON) to an earlier one is dropped; the first ``rows`` distinct records are the
+rows. So the rows depend only on the answers of calls 0..k, which the cache holds: a
+rerun gives the same rows without calling. When the calls made run out of distinct
+records, more calls are made, up to ``MAX_CALLS_FACTOR`` times the calls first needed;
+past that the run stops with a message saying how many distinct records the model gave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from runtime.errors import ExecutionError
+from runtime.llm.prompts import Messages, derived_seed
+from runtime.plan import LLMSource, Plan, TemplateColumn
+
+if TYPE_CHECKING:
+    from runtime.cache import Cache
+    from runtime.llm.scheduler import CellAnswer, CellFailure, Scheduler
+
+MAX_CALLS_FACTOR = 3
+EXTRA_CALLS = 5
+SOURCE = "source"  # the "column" failed source calls are recorded under
+
+
+class SourceExhausted(ExecutionError):
+    """The model gave fewer distinct records than the plan's rows within the call cap."""
+
+
+def batch_schema(source: LLMSource) -> dict[str, Any]:
+    """What one call answers: ``{"records": [record, ...]}`` (1..per_call records)."""
+    record = json.loads(source.schema)
+    return {
+        "type": "object",
+        "properties": {
+            "records": {"type": "array", "items": record, "minItems": 1, "maxItems": source.per_call}
+        },
+        "required": ["records"],
+    }
+
+
+def source_messages(source: LLMSource, variables: Mapping[str, Any]) -> Messages:
+    """The messages every call sends: the prompt (rendered with vars) and a line asking
+    for ``per_call`` records."""
+    from runtime.samplers.base import Chunk
+    from runtime.samplers.derived import sample_template
+
+    def render(text: str) -> str:
+        chunk = Chunk(0, 0, 1, pl.DataFrame(), variables)
+        value: str = sample_template(TemplateColumn(SOURCE, text, ()), chunk)[0]
+        return value
+
+    ask = f"{render(source.prompt).rstrip()}\n\nWrite {source.per_call} different records."
+    if source.system is None:
+        return ({"role": "user", "content": ask},)
+    return ({"role": "system", "content": render(source.system)}, {"role": "user", "content": ask})
+
+
+class RecordSource:
+    """Collects the records of ``plan.source`` through the cache and the scheduler."""
+
+    def __init__(self, plan: Plan, cache: Cache | None, variables: Mapping[str, Any]) -> None:
+        from runtime.cache import RequestKeys
+
+        assert plan.source is not None
+        self.plan, self.source, self.cache = plan, plan.source, cache
+        alias = plan.model(self.source.model)
+        self.params: dict[str, Any] = json.loads(alias.params)
+        self.schema = batch_schema(self.source)
+        self.record_schema: dict[str, Any] = json.loads(self.source.schema)
+        self.messages = source_messages(self.source, variables)
+        key_params = dict(self.params)
+        self._own_seed = "seed" in key_params
+        key_params.setdefault("seed", plan.seed)
+        self._keys = RequestKeys(model=alias.model, params=key_params, output_schema=self.schema)
+        self.calls_needed = math.ceil(plan.rows / self.source.per_call) if plan.rows else 0
+        self.max_calls = self.calls_needed * MAX_CALLS_FACTOR + EXTRA_CALLS
+        self.failures: list[tuple[int, CellFailure]] = []
+        self.cached = 0
+
+    def key(self, k: int) -> str:
+        return self._keys.key(self.messages, k)
+
+    def cached_answers(self, calls: range) -> dict[int, list[Any]]:
+        """The record lists of the calls in ``calls`` that the cache holds."""
+        if self.cache is None:
+            return {}
+        keys = {self.key(k): k for k in calls}
+        found = self.cache.get_many(keys)
+        answers = {}
+        for key, response in found.items():
+            records = _records(response.text, self.schema)
+            if records is not None:
+                answers[keys[key]] = records
+        self.cached += len(answers)
+        return answers
+
+    async def ask(self, scheduler: Scheduler, calls: list[int]) -> dict[int, list[Any]]:
+        """Answers of ``calls`` from the model (all at once; the scheduler paces them)."""
+        results = await asyncio.gather(*(scheduler.run(self._request(k)) for k in calls))
+        answers: dict[int, list[Any]] = {}
+        for k, result in zip(calls, results, strict=True):
+            records = _answer_records(result)
+            if records is None:
+                self.failures.append((k, result))  # type: ignore[arg-type]
+            else:
+                answers[k] = records
+        return answers
+
+    def _request(self, k: int) -> Any:
+        from runtime.llm.scheduler import CellRequest
+
+        params = dict(self.params)
+        if not self._own_seed:
+            params["seed"] = derived_seed(self.plan.seed, k)
+        return CellRequest(
+            column=SOURCE, row=k, key=self.key(k), alias=self.source.model, messages=self.messages,
+            params=params, output_schema=self.schema,
+        )  # fmt: skip
+
+    def frame(self, answers: Mapping[int, list[Any]]) -> pl.DataFrame | None:
+        """The rows from the answers of calls 0, 1, ... in order (stopping at the first
+        call without an answer), or None when they hold fewer distinct records than rows."""
+        from runtime.llm.structured import conform
+
+        seen: set[str] = set()
+        rows: list[Any] = []
+        k = 0
+        while k in answers and len(rows) < self.plan.rows:
+            for record in answers[k]:
+                text = json.dumps(record, sort_keys=True, ensure_ascii=False)
+                if text not in seen:
+                    seen.add(text)
+                    rows.append(conform(record, self.record_schema))
+                    if len(rows) == self.plan.rows:
+                        break
+            k += 1
+        if len(rows) < self.plan.rows:
+            return None
+        return self._columns(rows)
+
+    def distinct(self, answers: Mapping[int, list[Any]]) -> int:
+        return len({json.dumps(r, sort_keys=True) for records in answers.values() for r in records})
+
+    def _columns(self, rows: list[Any]) -> pl.DataFrame:
+        from runtime.llm.structured import struct_dtype
+
+        dtype = struct_dtype(self.record_schema)
+        assert isinstance(dtype, pl.Struct)
+        return pl.Series("records", rows, dtype=dtype).struct.unnest()
+
+
+def _records(text: str, schema: Mapping[str, Any]) -> list[Any] | None:
+    from runtime.llm.structured import InvalidAnswer, parse_answer
+
+    try:
+        value = json.loads(text)
+        if not isinstance(value, dict) or not isinstance(value.get("records"), list):
+            raise ValueError
+    except ValueError:
+        try:
+            value = parse_answer(text, schema)
+        except InvalidAnswer:
+            return None
+    records: list[Any] = value["records"]
+    return records
+
+
+def _answer_records(result: CellAnswer | CellFailure) -> list[Any] | None:
+    from runtime.llm.scheduler import CellAnswer
+
+    if not isinstance(result, CellAnswer):
+        return None
+    records: list[Any] = result.value["records"]
+    return records
