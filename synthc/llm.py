@@ -52,7 +52,7 @@ def options(
     dry_run: bool = False,
 ) -> LLMOptions:
     """LLM options from the command line / API arguments; UsageError when one is wrong."""
-    from runtime.llm.run import DEFAULT_CACHE, FailurePolicy, LLMOptions
+    from runtime.llm.run import FailurePolicy, LLMOptions, default_cache
 
     if max_cost is not None and not max_cost >= 0:
         raise UsageError(f"--max-cost must be a number of USD ≥ 0, not {max_cost}")
@@ -60,7 +60,7 @@ def options(
         policy = FailurePolicy.parse(max_failures)
     except ValueError as exc:
         raise UsageError(f"--max-failures: {exc}") from None
-    path = None if no_cache else Path(cache) if cache is not None else DEFAULT_CACHE
+    path = None if no_cache else Path(cache) if cache is not None else default_cache()
     return LLMOptions(cache=path, max_cost=max_cost, max_failures=policy, dry_run=dry_run)
 
 
@@ -174,12 +174,11 @@ def _output_tokens(plan: Plan, name: str) -> int:
     return int(params.get("max_tokens") or ASSUMED_OUTPUT_TOKENS)
 
 
-def estimate_lines(plan: Plan, estimates: Sequence[ColumnEstimate], cache: Path | None) -> list[str]:
+def estimate_lines(plan: Plan, estimates: Sequence[ColumnEstimate]) -> list[str]:
     """The ``llm`` section of ``synthc plan``."""
     if not estimates:
         return []
     lines = ["llm calls (estimate; tokens ≈ characters / 4)"]
-    lines.append(f"  cache  {cache if cache is not None else '(none)'}")
     total_cost: float | None = 0.0
     for e in estimates:
         cost = "unknown price" if e.cost is None else f"${e.cost:,.4f}"
@@ -232,7 +231,10 @@ def dry_run_lines(
     cache: Path | None,
 ) -> list[str]:
     """``--dry-run``: the estimate, then the first rendered prompts of each column."""
-    lines = estimate_lines(plan, estimates, cache)
+    lines = [
+        f"cache {cache if cache is not None else '(none: --no-cache)'}",
+        *estimate_lines(plan, estimates),
+    ]
     for name, tally in run_tallies.items():
         for i, messages in enumerate(tally.samples, 1):
             lines.append(f"prompt {name} #{i}")

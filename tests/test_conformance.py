@@ -190,13 +190,19 @@ def test_the_documents_show_commands() -> None:
 
 @pytest.mark.parametrize(("doc", "command", "output"), SESSIONS)
 def test_documented_command_prints_what_the_document_shows(
-    doc: Path, command: str, output: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    doc: Path,
+    command: str,
+    output: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     import shlex
 
     from synthc.cli import run
 
     monkeypatch.chdir(SPECS.parent)
+    monkeypatch.setenv("SYNTHC_CACHE_DIR", str(tmp_path))  # LLM answers: a fresh, empty cache
     args = shlex.split(command)
     assert args[0] == "synthc"
     run(args[1:])

@@ -19,7 +19,8 @@ SCHEMA_LINE = "# yaml-language-server: $schema=../schema/synthc.schema.json"
 def generate(name: str, tmp_path: Path, *args: str) -> pl.DataFrame:
     tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / f"{Path(name).stem}.parquet"
-    code = run(["run", str(EXAMPLES / name), "--out", str(out), "--quiet", *args])
+    cache = tmp_path / "cache.db"  # LLM answers: never the repository's .synthc/
+    code = run(["run", str(EXAMPLES / name), "--out", str(out), "--quiet", "--cache", str(cache), *args])
     assert code == 0
     return pl.read_parquet(out)
 
@@ -58,8 +59,11 @@ def test_quickstart(tmp_path: Path) -> None:
     assert df.height == 1000
     assert df.columns == [
         "ticket_id", "customer", "email", "product", "priority", "minutes_to_reply",
-        "opened_at", "escalated", "sla_breached", "subject",
+        "opened_at", "escalated", "sla_breached", "subject", "summary",
     ]  # fmt: skip
+    assert df["summary"].null_count() == 0 and (df["summary"].str.len_chars() > 10).all()
+    # the offline fake model answers per request: identical prompts in different rows differ
+    assert df["summary"].n_unique() > 9
     assert df["ticket_id"].str.contains(r"^T-\d{5}$").all()
     assert df["ticket_id"].n_unique() == 1000
     assert set(df["product"].unique()) == {"laptop", "phone", "tablet"}

@@ -47,7 +47,13 @@ if TYPE_CHECKING:
     from runtime.llm.scheduler import CellAnswer, CellFailure, CellRequest, RunStats, Scheduler
     from runtime.llm.transport import Transport
 
-DEFAULT_CACHE = Path(".synthc") / "cache.db"
+
+def default_cache() -> Path:
+    """``$SYNTHC_CACHE_DIR/cache.db`` when that variable is set, else ``.synthc/cache.db``
+    in the working directory (next to the plan cache)."""
+    return Path(os.environ.get("SYNTHC_CACHE_DIR") or ".synthc") / "cache.db"
+
+
 # A run stops (instead of failing every remaining cell) after this many failures in a
 # row once the failure budget is spent: the provider is down or the key is wrong.
 FAILURES_IN_A_ROW = 20
@@ -118,7 +124,7 @@ class LLMOptions:
     called); ``dry_run``: render and look up, never call (the cache is then only read,
     and a missing cache file is not created)."""
 
-    cache: Path | None = DEFAULT_CACHE
+    cache: Path | None = field(default_factory=default_cache)
     max_cost: float | None = None
     max_failures: FailurePolicy = FailurePolicy()
     dry_run: bool = False
