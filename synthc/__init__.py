@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from runtime.errors import ExecutionError, OutputError
     from runtime.plan import Plan
-    from synthc.api import check, compile, generate, stream, write, write_stream
+    from synthc.api import agenerate, awrite, check, compile, estimate, generate, stream, write, write_stream
     from synthc.diagnostics import Diagnostic, Span
     from synthc.errors import SpecError, SynthcError, UsageError
 
@@ -35,8 +35,11 @@ __all__ = [
     "SynthcError",
     "UsageError",
     "__version__",
+    "agenerate",
+    "awrite",
     "check",
     "compile",
+    "estimate",
     "generate",
     "stream",
     "write",
@@ -45,6 +48,9 @@ __all__ = [
 
 # attribute -> module that defines it; imported on first access (PEP 562)
 _LAZY: dict[str, str] = {
+    "agenerate": "synthc.api",
+    "awrite": "synthc.api",
+    "estimate": "synthc.api",
     "check": "synthc.api",
     "compile": "synthc.api",
     "generate": "synthc.api",

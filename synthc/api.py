@@ -398,6 +398,7 @@ def write(
     plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed, models=models)
     options = _llm_options(cache, max_cost, max_failures)
     _check_chunk_rows(chunk_rows)
+    _check_flat(plan, fmt)
     with opened(plan, options) as llm:
         if on_start is not None:
             on_start(llm)
@@ -408,6 +409,21 @@ def write(
         side = errors_path(Path(out))
         write_errors(llm.errors, side)
         return replace(result, llm=llm.summary(side if llm.errors else None))
+
+
+def _check_flat(plan: Plan, fmt: OutputFormat) -> None:
+    """CSV cannot hold struct columns: say so before any model is called."""
+    if fmt != "csv" or not plan.uses_models:
+        return
+    from runtime.errors import OutputError
+    from runtime.llm.run import struct_outputs
+
+    nested = struct_outputs(plan)
+    if nested:
+        raise OutputError(
+            f"column `{nested[0]}` is a struct (an LLM `output`), which CSV cannot hold: "
+            "write parquet, json or jsonl, or drop the column first"
+        )
 
 
 def write_stream(
@@ -432,6 +448,7 @@ def write_stream(
     from runtime.writers import write_stream as write_frames
 
     fmt = stream_format(format)
+    _check_flat(_plan(spec, text, path) if not isinstance(spec, Plan) else spec, fmt)
     frames = stream(
         spec, rows=rows, seed=seed, chunk_rows=chunk_rows, progress=progress, text=text, path=path,
         models=models, cache=cache, max_cost=max_cost, max_failures=max_failures,

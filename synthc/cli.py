@@ -224,7 +224,9 @@ def run_spec(
             console.echo("\n".join(llm.summary_lines(compiled, result.llm)), err=True)
         if not result.llm.ok:
             failed, allowed = len(result.llm.errors), result.llm.allowed_failures
-            message = f"error: {failed:,} LLM cells failed, more than --max-failures allows ({allowed:,})"
+            message = (
+                f"error: {_plural(failed, 'LLM cell')} failed, more than --max-failures allows ({allowed:,})"
+            )
             console.echo(console.style(message, "bold red", err=True), err=True)
             return EXIT_ERROR
     return EXIT_OK

@@ -216,11 +216,14 @@ def summary_lines(plan: Plan, run: LLMSummary) -> list[str]:
     if run.errors:
         allowed = run.allowed_failures
         where = f": see {errors_file}" if errors_file is not None else ""
-        lines.append(f"  {len(run.errors):,} failed cells (allowed: {allowed:,}){where}")
+        noun = "cell" if len(run.errors) == 1 else "cells"
+        lines.append(f"  {len(run.errors):,} failed {noun} (allowed: {allowed:,}){where}")
         kinds: dict[str, int] = {}
         for error in run.errors:
             kinds[error.kind] = kinds.get(error.kind, 0) + 1
         lines.append("  by kind: " + ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items())))
+        first = run.errors[0]
+        lines.append(f"  first: column `{first.column}`, row {first.row}: {first.message}")
     return ["llm", *lines]
 
 

@@ -576,7 +576,7 @@ def test_run_with_the_progress_bar_path(
 
 
 def test_columns_that_fit_a_terminal() -> None:
-    from synthc.cli import _columns_that_fit
+    from synthc.preview import _columns_that_fit
 
     assert _columns_that_fit([10, 10, 10], 100) == 3
     assert _columns_that_fit([10, 10, 10], 27) == 2  # 1 + 13 + 13

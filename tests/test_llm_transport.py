@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from runtime.llm import Completion, CompletionRequest, LiteLLMTransport, TransportError, load_litellm
-from runtime.llm.transport import retry_after_seconds
+from runtime.llm.transport import cost_usd, retry_after_seconds, sent_params
 from tests.support.openai_server import (
     FakeOpenAI,
     Rule,
@@ -290,6 +290,63 @@ def test_no_callbacks_are_registered(server: FakeOpenAI, litellm: ModuleType) ->
     assert litellm.suppress_debug_info is True
 
 
+def test_seed_is_left_out_for_providers_that_take_none(
+    server: FakeOpenAI, litellm: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPINFRA_API_KEY", FAKE_KEY)
+    params = {"temperature": 0.3, "seed": 7}
+    request = make_request(server, model="deepinfra/fake-model", params=params)
+
+    async def direct() -> None:  # what LiteLLM does with the seed left in
+        await litellm.acompletion(
+            model=request.model, messages=list(MESSAGES), api_base=request.api_base, num_retries=0, **params
+        )
+
+    with pytest.raises(litellm.UnsupportedParamsError):
+        asyncio.run(direct())
+    assert server.stats().total_requests == 0
+    answer = complete(request)
+    assert answer.text == expected_text([dict(m) for m in MESSAGES])
+    [body] = server.bodies
+    assert body["temperature"] == 0.3 and "seed" not in body
+    assert request.params == params  # the request itself (and so its cache key) keeps the seed
+
+
+def test_sent_params(litellm: ModuleType) -> None:
+    def sent(model: str, provider: str) -> dict[str, Any]:
+        return sent_params(CompletionRequest(model, MESSAGES, {"seed": 1, "top_p": 0.5}), provider)
+
+    assert sent("openai/gpt-4o-mini", "openai") == {"seed": 1, "top_p": 0.5}
+    assert sent("fake/writer", "fake") == {"seed": 1, "top_p": 0.5}
+    assert sent("anthropic/claude-haiku-4-5", "anthropic") == {"top_p": 0.5}
+    assert sent("aiml/some-model", "aiml") == {"seed": 1, "top_p": 0.5}  # LiteLLM cannot tell: kept
+    assert sent_params(CompletionRequest("anthropic/x", MESSAGES, {"top_p": 1}), "anthropic") == {"top_p": 1}
+
+
+def test_fake_models_need_no_key_no_server_and_cost_nothing(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    answer = complete(CompletionRequest("fake/writer", MESSAGES, {"max_tokens": 50, "seed": 3}))
+    assert (answer.model, answer.finish_reason, answer.cost) == ("fake/writer", "stop", 0.0)
+    assert 0 < len(answer.text) <= 200 and answer.completion_tokens <= 50
+    assert server.stats().total_requests == 0
+    assert cost_usd("fake/writer", "fake", 1000, 1000) == 0.0
+
+
+def test_aclose_leaves_no_task_behind(server: FakeOpenAI) -> None:
+    async def run() -> list[str]:
+        transport = LiteLLMTransport()
+        requests = [make_request(server), CompletionRequest("fake/w", MESSAGES, {})] * 10
+        await asyncio.gather(*(transport.complete(r) for r in requests))
+        await transport.aclose()
+        await asyncio.sleep(0)
+        return [repr(t) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert asyncio.run(run()) == []
+    assert asyncio.run(run()) == []  # the next loop starts afresh
+
+
 def test_params_may_not_override_what_the_transport_sets() -> None:
     with pytest.raises(ValueError, match="api_key"):
         CompletionRequest("openai/x", MESSAGES, {"api_key": "k", "temperature": 0})
@@ -373,6 +430,7 @@ GUARD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh interpreter imports LiteLLM
 def test_no_network_beyond_the_api_base() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LITELLM")}
     out = subprocess.run(

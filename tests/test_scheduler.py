@@ -136,6 +136,7 @@ def run_cells(
         try:
             return await asyncio.gather(*(scheduler.run(cell) for cell in cells))
         finally:
+            scheduler.close()  # every answer committed before the cache is inspected
             await transport.aclose()
 
     started = time.monotonic()

@@ -110,12 +110,22 @@ class RecordSource:
 
     async def ask(self, scheduler: Scheduler, calls: list[int]) -> dict[int, list[Any]]:
         """Answers of ``calls`` from the model (all at once; the scheduler paces them)."""
-        results = await asyncio.gather(*(scheduler.run(self._request(k)) for k in calls))
+        from runtime.llm.scheduler import BudgetExceeded, CellAnswer
+
+        results = await asyncio.gather(
+            *(scheduler.run(self._request(k)) for k in calls), return_exceptions=True
+        )
+        for result in results:  # raised once every call in flight has landed
+            if isinstance(result, BudgetExceeded):
+                raise result
         answers: dict[int, list[Any]] = {}
         for k, result in zip(calls, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result
             records = _answer_records(result)
             if records is None:
-                self.failures.append((k, result))  # type: ignore[arg-type]
+                assert not isinstance(result, CellAnswer)
+                self.failures.append((k, result))
             else:
                 answers[k] = records
         return answers

@@ -24,6 +24,7 @@ per unit of concurrency.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import math
@@ -73,7 +74,8 @@ class TooManyFailures(ExecutionError):
         first = summary.errors[0] if summary.errors else None
         detail = f"; first: column `{first.column}`, row {first.row}: {first.message}" if first else ""
         super().__init__(
-            f"{len(summary.errors):,} LLM cells failed (allowed: {summary.allowed_failures:,}){detail}"
+            f"{len(summary.errors):,} LLM {'cell' if len(summary.errors) == 1 else 'cells'} failed"
+            f" (allowed: {summary.allowed_failures:,}){detail}"
         )
         self.summary = summary
 
@@ -221,6 +223,7 @@ class LLMRun:
         self._in_a_row = 0
         self._vars = MappingProxyType(json.loads(plan.vars))
         self.source_tally: ColumnTally | None = None
+        self._abort: LLMAborted | None = None
 
     # ----------------------------------------------------------------------- public
 
@@ -254,7 +257,7 @@ class LLMRun:
                 return _null_records(source)
             if missing:
                 failures = len(source.failures)
-                answers.update(self._loop_run(source.ask(self._scheduler_for_run(), missing)))
+                answers.update(self._ask_source(source, missing))
                 for k, failure in source.failures[failures:]:
                     answers[k] = []  # its records are missing; later calls make up for them
                     self.errors.append(
@@ -276,6 +279,15 @@ class LLMRun:
             limit = new_limit
         tally.cached, tally.called = source.cached, len([k for k in answers if answers[k]]) - source.cached
         return frame
+
+    def _ask_source(self, source: Any, calls: list[int]) -> dict[int, list[Any]]:
+        from runtime.llm.scheduler import BudgetExceeded
+
+        try:
+            answers: dict[int, list[Any]] = self._loop_run(source.ask(self._scheduler_for_run(), calls))
+        except BudgetExceeded as exc:
+            raise LLMAborted(f"{exc}; every answer so far is in the cache") from exc
+        return answers
 
     def summary(self, errors_file: Path | None) -> LLMSummary:
         errors = tuple(sorted(self.errors, key=lambda e: (e.row, e.column)))
@@ -299,6 +311,8 @@ class LLMRun:
 
     def close(self) -> None:
         try:
+            if self._scheduler is not None:
+                self._scheduler.close()
             if self._loop is not None:
                 self._loop.close(self._transport_close())
         finally:
@@ -399,6 +413,10 @@ class LLMRun:
                 cells.status[r], skip[offset] = NULL, True
                 tally.nulls += 1
                 continue
+            statuses = [chunk.cells[dep].status[r] for dep in self._deps[col.name]]
+            if NULL in statuses and not (FAILED in statuses or UNKNOWN in statuses):
+                cells.status[r], skip[offset] = NULL, True  # an LLM input is null: so is this cell
+                continue
             blocked = [dep for dep in self._deps[col.name] if chunk.cells[dep].status[r] in (FAILED, UNKNOWN)]
             if not blocked:
                 continue
@@ -481,6 +499,8 @@ class LLMRun:
             for alias, queue in queues.items():
                 for _ in range(routes[alias].concurrency):
                     group.create_task(self._work(scheduler, queue, chunk, changed))
+        if self._abort is not None:  # raised only now: calls in flight have landed in the cache
+            raise self._abort
 
     async def _follow(
         self,
@@ -515,8 +535,8 @@ class LLMRun:
             try:
                 result = await scheduler.run(cell)
             except BudgetExceeded as exc:
-                scheduler.stop()
-                raise LLMAborted(str(exc)) from exc
+                self._stop(LLMAborted(f"{exc}; every answer so far is in the cache"))
+                continue
             self._settle(cell, result, chunk)
             if chunk.cells[cell.column].advance():
                 async with changed:
@@ -530,6 +550,8 @@ class LLMRun:
         assert isinstance(col, LLMColumn)
         if isinstance(result, CellFailure):
             cells.status[r] = FAILED
+            if result.kind == "stopped":
+                return  # the run is stopping; the cell was never asked
             self._failed(
                 col,
                 CellError(cell.row, cell.column, result.kind, result.message, result.model, result.attempts),
@@ -553,12 +575,20 @@ class LLMRun:
             return
         self._in_a_row += 1
         if self._in_a_row >= FAILURES_IN_A_ROW and len(self.errors) > self.allowed_failures:
-            if self._scheduler is not None:
-                self._scheduler.stop()
-            raise LLMAborted(
-                f"stopped after {self._in_a_row} failed calls in a row (last: column `{col.name}`, "
-                f"row {error.row}: {error.message}); every answer so far is in the cache"
+            self._stop(
+                LLMAborted(
+                    f"stopped after {self._in_a_row} failed calls in a row (last: column `{col.name}`, "
+                    f"row {error.row}: {error.message}); every answer so far is in the cache"
+                )
             )
+
+    def _stop(self, reason: LLMAborted) -> None:
+        """Stop the run: no new call starts, calls in flight finish (and are cached), then
+        ``reason`` is raised."""
+        if self._abort is None:
+            self._abort = reason
+        if self._scheduler is not None:
+            self._scheduler.stop()
 
     def _loop_run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
@@ -678,6 +708,28 @@ def _reaches(by_name: Mapping[str, Column], llm: set[str], name: str) -> bool:
     return False
 
 
+def struct_outputs(plan: Plan) -> list[str]:
+    """LLM struct columns (and record fields) that reach the output, after drop/select/rename
+    steps: CSV cannot hold them, which is worth saying before any model is called."""
+    from runtime.plan import Drop, Rename, Select
+
+    names = [c.name for c in plan.llm_columns() if c.output is not None]
+    if plan.source is not None:
+        from runtime.llm.structured import struct_dtype
+
+        record = struct_dtype(json.loads(plan.source.schema))
+        names += [f.name for f in getattr(record, "fields", ()) if isinstance(f.dtype, pl.Struct | pl.List)]
+    current = [name for name in plan.column_order if name in names]
+    for step in plan.steps:
+        if isinstance(step, Drop):
+            current = [n for n in current if n not in step.columns]
+        elif isinstance(step, Select):
+            current = [n for n in current if n in step.columns]
+        elif isinstance(step, Rename):
+            current = [dict(step.mapping).get(n, n) for n in current]
+    return current
+
+
 def model_dependent(plan: Plan) -> set[str]:
     """Names of the columns that are LLM columns or computed from one."""
     by_name = {col.name: col for col in plan.columns}
@@ -697,7 +749,13 @@ class _Loop:
     def run(self, coro: Coroutine[Any, Any, T], *, on_interrupt: Callable[[], None]) -> T:
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            return future.result()
+            # Wait in slices: a wait without timeout is not woken by SIGINT once Polars has
+            # installed its signal handler, so Ctrl-C would wait for the whole chunk.
+            while True:
+                try:
+                    return future.result(timeout=0.1)
+                except concurrent.futures.TimeoutError:
+                    continue
         except BaseException as exc:
             # Ctrl-C (or any failure here): stop calling, cancel what is in flight, wait for it.
             self.loop.call_soon_threadsafe(on_interrupt)

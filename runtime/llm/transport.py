@@ -13,10 +13,15 @@ Guarantees of `LiteLLMTransport`:
   remote config, no ``.env`` loading, no callbacks. The only network traffic is the request
   itself, to its ``api_base`` (or the provider's default endpoint).
 - API keys are read from the environment at call time and never appear in a message.
+- ``fake/...`` models (`runtime.llm.fake`) are answered offline through LiteLLM's custom
+  provider mechanism: no key, no network, cost 0.0.
+- A ``seed`` in a request's params is sent only to providers LiteLLM says take one; for the
+  others it is left out of the call (it stays part of the request, and so of its cache key).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import functools
 import importlib
@@ -28,6 +33,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal, Protocol
+
+from runtime.llm import fake
 
 ErrorKind = Literal[
     "rate_limit", "server", "timeout", "connection", "auth", "bad_request", "bad_response", "not_found"
@@ -134,6 +141,7 @@ def load_litellm() -> ModuleType:
     litellm.suppress_debug_info = True
     if hasattr(litellm, "telemetry"):  # older LiteLLM versions
         litellm.telemetry = False
+    fake.register(module)
     return module
 
 
@@ -333,6 +341,26 @@ def _provider(request: CompletionRequest) -> str | None:
     return _provider_of(request.model, request.api_base)
 
 
+@functools.lru_cache(maxsize=256)
+def _takes_seed(model: str, provider: str) -> bool:
+    """Whether LiteLLM sends ``seed`` to `provider` for `model`. An unmapped provider
+    (LiteLLM answers None) gets it: LiteLLM does not check parameters it cannot look up."""
+    try:
+        supported = load_litellm().get_supported_openai_params(model=model, custom_llm_provider=provider)
+    except Exception:  # LiteLLM's lookup failing is no reason to fail the call
+        return True
+    return supported is None or "seed" in supported
+
+
+def sent_params(request: CompletionRequest, provider: str) -> dict[str, Any]:
+    """The provider parameters actually passed for `request`: its ``params`` without a
+    ``seed`` the provider does not take (so the call does not fail on it)."""
+    params = dict(request.params)
+    if "seed" in params and not _takes_seed(request.model, provider):
+        del params["seed"]
+    return params
+
+
 # --------------------------------------------------------------------------------------------
 # The transport
 # --------------------------------------------------------------------------------------------
@@ -350,7 +378,7 @@ class LiteLLMTransport:
                 f"{request.model}: LiteLLM cannot tell which provider serves this model; write it as "
                 "'provider/model', e.g. 'openai/gpt-4o-mini' (see https://docs.litellm.ai/docs/providers)",
             )
-        api_key = self._api_key(request)
+        api_key = None if provider == fake.PROVIDER else self._api_key(request)
         try:
             response = await litellm.acompletion(
                 model=request.model,
@@ -361,18 +389,24 @@ class LiteLLMTransport:
                 response_format=dict(request.response_format) if request.response_format else None,
                 num_retries=0,
                 max_retries=0,
-                **request.params,
+                **sent_params(request, provider),
             )
         except Exception as exc:
             raise self._error(request, exc, api_key) from exc
         return self._completion(request, response, provider)
 
     async def aclose(self) -> None:
-        """Close LiteLLM's cached HTTP clients (call at the end of a run, inside its event loop,
-        so no connection is left open). LiteLLM caches them process-wide; later calls open
-        new ones."""
+        """Close LiteLLM's cached HTTP clients and stop its logging worker (call at the end of
+        a run, inside its event loop, so no connection or task is left behind: a task pending
+        on a closed loop is reported as "Task was destroyed but it is pending"). LiteLLM
+        keeps both process-wide; later calls start new ones. No callback is registered, so
+        the worker's queue holds only LiteLLM's own bookkeeping, which is dropped."""
         if load_litellm.cache_info().currsize:
             await load_litellm().close_litellm_async_clients()
+            # Each finished call schedules a task that starts the worker: let those run first.
+            await asyncio.sleep(0)
+            worker = importlib.import_module("litellm.litellm_core_utils.logging_worker")
+            await worker.GLOBAL_LOGGING_WORKER.stop()
 
     @staticmethod
     def _api_key(request: CompletionRequest) -> str | None:
@@ -441,12 +475,27 @@ class LiteLLMTransport:
             finish_reason=choice.finish_reason,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            cost=cost_usd(model, provider, prompt_tokens, completion_tokens),
+            cost=_response_cost(response, model, provider, prompt_tokens, completion_tokens),
         )
 
 
+def _response_cost(
+    response: Any, model: str, provider: str, prompt_tokens: int, completion_tokens: int
+) -> float | None:
+    """The cost LiteLLM already worked out for this response (from the same bundled map),
+    else a lookup; None when the model is not priced."""
+    hidden = getattr(response, "_hidden_params", None)
+    cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0:
+        return float(cost)
+    return cost_usd(model, provider, prompt_tokens, completion_tokens)
+
+
 def cost_usd(model: str, provider: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
-    """The price of a call from LiteLLM's bundled cost map; None when `model` is not in it."""
+    """The price of a call from LiteLLM's bundled cost map; None when `model` is not in it;
+    0.0 for fake models."""
+    if provider == fake.PROVIDER or fake.is_fake(model):
+        return 0.0
     litellm = load_litellm()
     try:
         prompt, completion = litellm.cost_per_token(
