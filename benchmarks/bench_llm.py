@@ -882,9 +882,9 @@ def cached_profile_child(spec: Path, cache: Path, rows: int, tmp: Path) -> dict[
 
     def close(self: Any) -> None:  # the occurrence maps at their largest: the end of the run
         for requests in self._requests.values():
-            entries = requests._seen
+            entries = requests._seen  # runtime.llm.prompts.Occurrences: sorted digests + counts
             seen["entries"] = seen.get("entries", 0) + len(entries)
-            size = sys.getsizeof(entries) + sum(sys.getsizeof(k) for k in entries)  # values: small ints
+            size = entries._digests.nbytes + entries._counts.nbytes
             seen["bytes"] = seen.get("bytes", 0) + size
         original_close(self)
 
@@ -1421,7 +1421,7 @@ def markdown(
         ),
         "",
         f"- what grows with the cells: the occurrence map of `runtime.llm.prompts.ColumnRequests` "
-        f"(`_seen`: one entry per distinct prompt digest, kept for the whole run so each cell's "
+        f"(`_seen`: one entry per distinct prompt digest (12 bytes: a sorted uint64 array and uint32 counts), kept for the whole run so each cell's "
         f"occurrence index depends on every earlier row): {occurrence['entries']:,} entries, "
         f"{occurrence['bytes'] / 2**20:.1f} MiB at {cprof['rows']:,} cells "
         f"({occurrence['bytes'] / max(1, occurrence['entries']):.0f} bytes per cell; `sys.getsizeof` of the "

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import polars as pl
+import numpy as np
 import xxhash
 
 from runtime.cache import RequestKeys, encode_messages
@@ -78,7 +78,7 @@ class ColumnRequests:
     schema: Mapping[str, Any] | None
     seed: int
     _keys: RequestKeys = field(init=False)
-    _seen: dict[int, int] = field(init=False, default_factory=dict)
+    _seen: Occurrences = field(init=False, default_factory=lambda: Occurrences())
 
     def __post_init__(self) -> None:
         key_params = dict(self.params)
@@ -91,17 +91,17 @@ class ColumnRequests:
     def keys(self, messages: Sequence[Messages | None]) -> list[tuple[str, int] | None]:
         """``(key, occurrence)`` per row (None where ``messages`` is None: no request).
         Rows must come in increasing row order across calls."""
+        encoded = [encode_messages(item) if item is not None else None for item in messages]
+        present = [text for text in encoded if text is not None]
+        occurrences = iter(self._seen.occurrences([xxhash.xxh3_64_intdigest(t.encode()) for t in present]))
+        key_of = self._keys.key_of_encoded
         out: list[tuple[str, int] | None] = []
-        seen = self._seen
-        for item in messages:
-            if item is None:
+        for text in encoded:
+            if text is None:
                 out.append(None)
-                continue
-            encoded = encode_messages(item)
-            digest = xxhash.xxh3_64_intdigest(encoded.encode())
-            occurrence = seen.get(digest, 0)
-            seen[digest] = occurrence + 1
-            out.append((self._keys.key_of_encoded(encoded, occurrence), occurrence))
+            else:
+                occurrence = next(occurrences)
+                out.append((key_of(text, occurrence), occurrence))
         return out
 
     def sent_params(self, occurrence: int) -> dict[str, Any]:
@@ -111,5 +111,46 @@ class ColumnRequests:
         return {**self.params, "seed": derived_seed(self.seed, occurrence)}
 
 
-def empty_series(col: LLMColumn, size: int, dtype: pl.DataType) -> pl.Series:
-    return pl.Series(col.name, [None] * size, dtype=dtype)
+class Occurrences:
+    """How often each request digest has been seen so far, in 12 bytes per distinct digest
+    (a sorted uint64 array and a uint32 array) rather than a dict's ~90: the map lives
+    for the whole run and grows with its distinct prompts.
+
+    ``occurrences(digests)`` gives, per digest in order, how many times it came before
+    (earlier calls and earlier in this list), and counts them."""
+
+    def __init__(self) -> None:
+        self._digests = np.empty(0, dtype=np.uint64)
+        self._counts = np.empty(0, dtype=np.uint32)
+
+    def occurrences(self, digests: Sequence[int]) -> list[int]:
+        if not digests:
+            return []
+        batch = np.array(digests, dtype=np.uint64)
+        order = np.argsort(batch, kind="stable")
+        ordered = batch[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        sizes = np.diff(np.r_[starts, ordered.size])
+        # rank of each row among equal digests in this batch (stable: row order)
+        within = np.arange(ordered.size) - np.repeat(starts, sizes)
+        unique = ordered[starts]
+        at = np.searchsorted(self._digests, unique)
+        known = at < self._digests.size
+        known[known] &= self._digests[at[known]] == unique[known]
+        before = np.zeros(unique.size, dtype=np.int64)
+        before[known] = self._counts[at[known]]
+        result = np.empty(ordered.size, dtype=np.int64)
+        result[order] = np.repeat(before, sizes) + within
+        self._merge(unique, sizes, at, known)
+        out: list[int] = result.tolist()
+        return out
+
+    def _merge(self, unique: Any, sizes: Any, at: Any, known: Any) -> None:
+        self._counts[at[known]] += sizes[known].astype(np.uint32)
+        new = ~known
+        if new.any():  # `unique` is sorted, so inserting at `at` keeps the arrays sorted
+            self._digests = np.insert(self._digests, at[new], unique[new])
+            self._counts = np.insert(self._counts, at[new], sizes[new].astype(np.uint32))
+
+    def __len__(self) -> int:
+        return int(self._digests.size)

