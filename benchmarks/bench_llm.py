@@ -1424,8 +1424,8 @@ def markdown(
         f"(`_seen`: one entry per distinct prompt digest (12 bytes: a sorted uint64 array and uint32 counts), kept for the whole run so each cell's "
         f"occurrence index depends on every earlier row): {occurrence['entries']:,} entries, "
         f"{occurrence['bytes'] / 2**20:.1f} MiB at {cprof['rows']:,} cells "
-        f"({occurrence['bytes'] / max(1, occurrence['entries']):.0f} bytes per cell; `sys.getsizeof` of the "
-        "dict and its keys); and, for Parquet, the sink's row-group buffer (`runtime.writers` writes "
+        f"({occurrence['bytes'] / max(1, occurrence['entries']):.0f} bytes per distinct prompt: "
+        "the arrays' `nbytes`); and, for Parquet, the sink's row-group buffer (`runtime.writers` writes "
         f"row groups of `ROW_GROUP_ROWS` = {ROW_GROUP_ROWS:,} rows, so below that the whole output is "
         "buffered). "
         "The JSON-lines column is the same runs without the Parquet sink.",

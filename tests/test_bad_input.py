@@ -415,7 +415,7 @@ def test_as_a_process(tmp_path: Path, outdir: Path) -> None:
 
 def test_a_reader_that_stops_early_ends_the_run_quietly() -> None:
     """`synthc run SPEC --out - | head -1`: no error message, exit 0."""
-    spec = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
+    spec = Path(__file__).resolve().parent.parent / "examples" / "ecommerce_orders.yaml"
     proc = subprocess.Popen(
         [sys.executable, "-m", "synthc", "run", str(spec), "--rows", "200000", "--out", "-"],
         stdout=subprocess.PIPE,

@@ -534,14 +534,14 @@ class LLMRun:
         chunk: _ChunkState,
         changed: asyncio.Condition,
     ) -> None:
-        from runtime.llm.scheduler import BudgetExceeded
+        from runtime.llm.scheduler import BudgetExceeded, CellFailure
 
         while (cell := await queue.get()) is not None:
             try:
-                result = await scheduler.run(cell)
+                result: CellAnswer | CellFailure = await scheduler.run(cell)
             except BudgetExceeded as exc:
                 self._stop(LLMAborted(f"{exc}; every answer so far is in the cache"))
-                continue
+                result = CellFailure("stopped", str(exc), 0, None)
             self._settle(cell, result, chunk)
             if chunk.cells[cell.column].advance():
                 async with changed:
