@@ -1135,7 +1135,7 @@ def markdown(
     extras_ms = sum(v["cpu_s"] for v in steps.values()) / cells * 1000
     labels = {
         "cost": "cost lookup (`transport.cost_usd` → `litellm.cost_per_token`; LiteLLM has priced the call already)",
-        "cache_put": "cache put (`Cache.put`: INSERT + COMMIT per answer, on the event loop thread)",
+        "cache_put": "cache put (`Cache.put`: INSERT + COMMIT per answer, on the cache writer thread: its wall time no longer holds up the event loop)",
         "cache_get": "cache re-check before each call (`Cache.get` in `Scheduler._cached`, event loop thread)",
         "cache_get_many": "bulk cache lookup (`Cache.get_many`, main thread, per chunk)",
         "keys": "cache keys (`ColumnRequests.keys`, main thread, per chunk)",
