@@ -346,7 +346,12 @@ class _Generator:
             high = min(high, len(prefix))
         low = int(schema["minItems"]) if "minItems" in schema else min(1, high)
         high = max(low, high)
-        count = low if depth >= MAX_DEPTH else self.draws.between(low, min(high, low + 3))
+        if depth >= MAX_DEPTH:
+            count = low
+        elif "maxItems" in schema:  # asked for up to N (e.g. N records): give most of them, as a model would
+            count = self.draws.between(max(low, min(high, 64) - high // 4), min(high, 64))
+        else:
+            count = self.draws.between(low, min(high, low + 3))
         result: list[Any] = []
         seen: set[str] = set()
         for _ in range(count * 6):

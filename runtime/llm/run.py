@@ -178,6 +178,7 @@ class LLMSummary:
     allowed_failures: int
     stats: RunStats
     errors_path: Path | None = None
+    source_tally: ColumnTally | None = None  # the LLM source's calls, when the plan has one
 
     @property
     def ok(self) -> bool:
@@ -292,7 +293,9 @@ class LLMRun:
 
     def summary(self, errors_file: Path | None) -> LLMSummary:
         errors = tuple(sorted(self.errors, key=lambda e: (e.row, e.column)))
-        return LLMSummary(dict(self.tallies), errors, self.allowed_failures, self.stats, errors_file)
+        return LLMSummary(
+            dict(self.tallies), errors, self.allowed_failures, self.stats, errors_file, self.source_tally
+        )
 
     def fill(self, frame: pl.DataFrame, start: int, stop: int) -> pl.DataFrame:
         """``frame`` (rows ``start..stop-1``, every column not computed from a model) with
