@@ -561,12 +561,12 @@ def _isolated_cache_ops(path: Path, n: int) -> dict[str, float]:
 
 def _profiled_write(spec: Path, rows: int, cache: Path, tmp: Path, clock: str) -> dict[str, list[Any]]:
     """The per-thread profiles of one ``api.write``, by role: main, loop, executor."""
-    from runtime.llm import run as llm_run
+    from runtime.llm import loop as llm_loop
     from synthc import api
 
     profiles = _Profiles(clock)
     executors: list[Any] = []
-    original_init, original_close = llm_run._Loop.__init__, llm_run._Loop.close
+    original_init, original_close = llm_loop.LoopThread.__init__, llm_loop.LoopThread.close
 
     def init(self: Any) -> None:
         original_init(self)
@@ -581,16 +581,16 @@ def _profiled_write(spec: Path, rows: int, cache: Path, tmp: Path, clock: str) -
         for executor in executors:
             executor.shutdown(wait=True)
 
-    llm_run._Loop.__init__ = init  # type: ignore[method-assign]
-    llm_run._Loop.close = close  # type: ignore[method-assign]
+    llm_loop.LoopThread.__init__ = init  # type: ignore[method-assign]
+    llm_loop.LoopThread.close = close  # type: ignore[method-assign]
     main_profile = profiles.make()
     try:
         main_profile.enable()
         api.write(spec, tmp / "profiled.parquet", rows=rows, cache=cache)
         main_profile.disable()
     finally:
-        llm_run._Loop.__init__ = original_init  # type: ignore[method-assign]
-        llm_run._Loop.close = original_close  # type: ignore[method-assign]
+        llm_loop.LoopThread.__init__ = original_init  # type: ignore[method-assign]
+        llm_loop.LoopThread.close = original_close  # type: ignore[method-assign]
     return {"main": [main_profile], "loop": profiles.loop, "executor": profiles.executor}
 
 

@@ -80,7 +80,8 @@ def generate(
     A plan with LLM columns needs ``llm`` (the run's cache, scheduler and failures); with
     None, one with default options is opened and closed here."""
     if plan.uses_models and llm is None:
-        from runtime.llm.run import LLMOptions, LLMRun
+        from runtime.llm.outcome import LLMOptions
+        from runtime.llm.run import LLMRun
 
         with LLMRun(plan, LLMOptions(), sample_column) as own:
             yield from generate(plan, chunk_rows=chunk_rows, progress=progress, llm=own)
@@ -88,7 +89,7 @@ def generate(
     later: set[str] = set()
     records = None
     if llm is not None:
-        from runtime.llm.run import model_dependent
+        from runtime.llm.graph import model_dependent
 
         later = model_dependent(plan)
         chunk_rows = min(chunk_rows, LLM_CHUNK_ROWS)

@@ -30,7 +30,7 @@ from runtime.errors import OutputError
 from runtime.plan import OutputFormat
 
 if TYPE_CHECKING:
-    from runtime.llm.run import LLMSummary
+    from runtime.llm.outcome import LLMSummary
 
 # Fixed rows per Parquet row group, whatever the incoming chunk sizes: this is what makes
 # the file bytes independent of chunking. 128k rows keeps a group of typical rows at a

@@ -22,12 +22,12 @@ Specs with LLM columns take these keyword arguments as well (:func:`generate`,
 - ``models``: ``{"writer": "openai/gpt-4o"}`` swaps an alias's model (its fallbacks are
   dropped), like ``--model writer=openai/gpt-4o``;
 - ``cache``: the cache file (default ``.synthc/cache.db``), or ``False`` for none;
-- ``max_cost``: USD; once spent, no new call starts and ``runtime.llm.run.LLMAborted``
+- ``max_cost``: USD; once spent, no new call starts and ``runtime.llm.outcome.LLMAborted``
   is raised (everything answered so far stays in the cache);
 - ``max_failures``: failed cells allowed (``5`` or ``"2%"``, default 0). A failed cell
   is null; :func:`write` reports failures in its result (``result.llm``) and writes them
   to ``<out>.errors.jsonl``; :func:`generate` and :func:`stream` raise
-  ``runtime.llm.run.TooManyFailures`` after the last row when there are more than allowed.
+  ``runtime.llm.outcome.TooManyFailures`` after the last row when there are more than allowed.
 
 LLM calls run on an event loop in a thread of synthc's own, so these functions work from
 code that already runs a loop (a notebook cell) too; :func:`agenerate` and :func:`awrite`
@@ -53,7 +53,8 @@ from synthc.errors import UsageError
 if TYPE_CHECKING:
     import polars as pl
 
-    from runtime.llm.run import LLMOptions, LLMRun
+    from runtime.llm.outcome import LLMOptions
+    from runtime.llm.run import LLMRun
     from runtime.plan import OutputFormat
     from runtime.writers import WriteResult
     from synthc.llm import ColumnEstimate
@@ -240,7 +241,7 @@ def _llm_frames(
     plan: Plan, options: LLMOptions, chunk_rows: int, progress: ProgressCallback | None
 ) -> Iterator[pl.DataFrame]:
     from runtime.execute import execute
-    from runtime.llm.run import TooManyFailures
+    from runtime.llm.outcome import TooManyFailures
     from synthc.llm import opened
 
     with opened(plan, options) as llm:
@@ -390,7 +391,7 @@ def write(
     (None without LLM columns) before the first row, e.g. to show live counters.
     """
     from runtime.execute import execute
-    from runtime.llm.run import errors_path, write_errors
+    from runtime.llm.outcome import errors_path, write_errors
     from runtime.writers import write as write_frames
     from synthc.llm import opened
 
@@ -416,7 +417,7 @@ def _check_flat(plan: Plan, fmt: OutputFormat) -> None:
     if fmt != "csv" or not plan.uses_models:
         return
     from runtime.errors import OutputError
-    from runtime.llm.run import struct_outputs
+    from runtime.llm.graph import struct_outputs
 
     nested = struct_outputs(plan)
     if nested:

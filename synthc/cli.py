@@ -27,7 +27,8 @@ from synthc import console
 if TYPE_CHECKING:
     import typer
 
-    from runtime.llm.run import LLMOptions, LLMRun
+    from runtime.llm.outcome import LLMOptions
+    from runtime.llm.run import LLMRun
     from runtime.plan import Plan
     from synthc.diagnostics import Diagnostic
     from synthc.errors import SpecError, UsageError
@@ -538,7 +539,7 @@ def build_app() -> "typer.Typer":
 
 
 def _cache_path(cache: Path | None) -> Path:
-    from runtime.llm.run import default_cache
+    from runtime.llm.outcome import default_cache
 
     return cache if cache is not None else default_cache()
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from synthc.errors import SynthcError, UsageError
 
 if TYPE_CHECKING:
-    from runtime.llm.run import ColumnTally, LLMOptions, LLMRun, LLMSummary
+    from runtime.llm.outcome import ColumnTally, LLMOptions, LLMSummary
+    from runtime.llm.run import LLMRun
     from runtime.plan import Plan
 
 # Output tokens assumed per call when the params set no max_tokens (estimates only).
@@ -52,7 +53,7 @@ def options(
     dry_run: bool = False,
 ) -> LLMOptions:
     """LLM options from the command line / API arguments; UsageError when one is wrong."""
-    from runtime.llm.run import FailurePolicy, LLMOptions, default_cache
+    from runtime.llm.outcome import FailurePolicy, LLMOptions, default_cache
 
     if max_cost is not None and not max_cost >= 0:
         raise UsageError(f"--max-cost must be a number of USD ≥ 0, not {max_cost}")

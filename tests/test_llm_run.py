@@ -15,8 +15,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from runtime.cache import Cache, CachedResponse
+from runtime.llm.outcome import TooManyFailures
 from runtime.llm.prompts import ColumnRequests, column_params, output_schema
-from runtime.llm.run import TooManyFailures
 from runtime.plan import LLMColumn
 from synthc import api
 from tests.support.llm_specs import (  # noqa: F401 - the *_fixture names are pytest fixtures

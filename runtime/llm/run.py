@@ -24,14 +24,11 @@ per unit of concurrency.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import json
 import math
 import os
-import threading
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,19 +37,21 @@ import polars as pl
 
 from runtime.cache import Cache, CachedResponse
 from runtime.errors import ExecutionError
+from runtime.llm.graph import dependencies
+from runtime.llm.loop import CallsGC, LoopThread
+from runtime.llm.outcome import (
+    CellError,
+    ColumnTally,
+    LLMAborted,
+    LLMOptions,
+    LLMSummary,
+)
 from runtime.llm.prompts import ColumnRequests, Messages, column_params, output_schema, render_messages
-from runtime.plan import CategoryColumn, Column, LLMColumn, Plan
+from runtime.plan import Column, LLMColumn, Plan
 from runtime.samplers.base import Chunk, null_mask
 
 if TYPE_CHECKING:
     from runtime.llm.scheduler import CellAnswer, CellFailure, CellRequest, RunStats, Scheduler
-    from runtime.llm.transport import Transport
-
-
-def default_cache() -> Path:
-    """``$SYNTHC_CACHE_DIR/cache.db`` when that variable is set, else ``.synthc/cache.db``
-    in the working directory (next to the plan cache)."""
-    return Path(os.environ.get("SYNTHC_CACHE_DIR") or ".synthc") / "cache.db"
 
 
 # A run stops (instead of failing every remaining cell) after this many failures in a
@@ -64,126 +63,6 @@ PENDING, DONE, NULL, FAILED, UNKNOWN = 0, 1, 2, 3, 4
 
 T = TypeVar("T")
 Sampler = Callable[[Column, Chunk], pl.Series]
-
-
-class TooManyFailures(ExecutionError):
-    """More cells failed than the run allows (raised after the last row by the API's
-    ``generate``/``stream``; ``write`` reports it in its result instead)."""
-
-    def __init__(self, summary: LLMSummary) -> None:
-        first = summary.errors[0] if summary.errors else None
-        detail = f"; first: column `{first.column}`, row {first.row}: {first.message}" if first else ""
-        super().__init__(
-            f"{len(summary.errors):,} LLM {'cell' if len(summary.errors) == 1 else 'cells'} failed"
-            f" (allowed: {summary.allowed_failures:,}){detail}"
-        )
-        self.summary = summary
-
-
-class LLMAborted(ExecutionError):
-    """The run stopped before its end (budget spent, provider down, a wait too long).
-    Everything answered so far is in the cache; a rerun continues from there."""
-
-
-@dataclass(frozen=True)
-class FailurePolicy:
-    """How many failed cells a run may have and still succeed: a count or a fraction."""
-
-    count: int | None = 0
-    fraction: float | None = None
-
-    @classmethod
-    def parse(cls, text: str | int) -> FailurePolicy:
-        """``"5"`` (cells) or ``"2%"`` (of the run's LLM cells); ValueError otherwise."""
-        raw = str(text).strip()
-        try:
-            if raw.endswith("%"):
-                fraction = float(raw[:-1]) / 100
-                if not 0 <= fraction <= 1:
-                    raise ValueError
-                return cls(count=None, fraction=fraction)
-            count = int(raw)
-            if count < 0:
-                raise ValueError
-            return cls(count=count)
-        except ValueError:
-            raise ValueError(
-                f"expected a number of cells (e.g. 10) or a percentage (e.g. 2%), not {raw!r}"
-            ) from None
-
-    def allowed(self, cells: int) -> int:
-        if self.fraction is not None:
-            return int(self.fraction * cells)
-        return self.count or 0
-
-    def __str__(self) -> str:
-        return f"{self.fraction * 100:g}%" if self.fraction is not None else str(self.count)
-
-
-@dataclass(frozen=True)
-class LLMOptions:
-    """How a run treats its LLM cells. ``cache`` None: no cache at all (every cell is
-    called); ``dry_run``: render and look up, never call (the cache is then only read,
-    and a missing cache file is not created)."""
-
-    cache: Path | None = field(default_factory=default_cache)
-    max_cost: float | None = None
-    max_failures: FailurePolicy = FailurePolicy()
-    dry_run: bool = False
-    transport: Transport | None = None
-    environ: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class CellError:
-    """One failed cell, as written to ``<out>.errors.jsonl`` (row = generated row index)."""
-
-    row: int
-    column: str
-    kind: str
-    message: str
-    model: str | None = None
-    attempts: int = 0
-
-    def to_json(self) -> str:
-        data = {
-            "row": self.row, "column": self.column, "kind": self.kind, "message": self.message,
-            "model": self.model, "attempts": self.attempts,
-        }  # fmt: skip
-        return json.dumps(data, ensure_ascii=False)
-
-
-@dataclass
-class ColumnTally:
-    """Per LLM column: what happened to its cells."""
-
-    cells: int = 0  # rows seen
-    nulls: int = 0  # nulled by the column's `nulls`
-    cached: int = 0
-    called: int = 0  # answered by a call in this run
-    failed: int = 0
-    would_call: int = 0  # dry run: not cached (including cells whose inputs are not known yet)
-    rendered: int = 0  # dry run: of those, the cells whose prompt could be rendered
-    prompt_chars: int = 0  # dry run: rendered characters of the cells that would be called
-    samples: list[Messages] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LLMSummary:
-    """What a run's LLM cells did: per column tallies, the failed cells (sorted by row),
-    how many failures were allowed, the live counters, and the errors file (if written)."""
-
-    tallies: Mapping[str, ColumnTally]
-    errors: tuple[CellError, ...]
-    allowed_failures: int
-    stats: RunStats
-    errors_path: Path | None = None
-    source_tally: ColumnTally | None = None  # the LLM source's calls, when the plan has one
-
-    @property
-    def ok(self) -> bool:
-        """Whether the failures are within the allowed number."""
-        return len(self.errors) <= self.allowed_failures
 
 
 @dataclass
@@ -216,16 +95,16 @@ class LLMRun:
         self.allowed_failures = options.max_failures.allowed(calls)
         self._requests = {col.name: self._column_requests(col) for col in self.columns}
         self._schemas = {col.name: output_schema(col) for col in self.columns}
-        self._deps, self._via = _dependencies(plan)
+        self._deps, self._via = dependencies(plan)
         self._cache = _open_cache(options)
-        self._loop: _Loop | None = None
+        self._loop: LoopThread | None = None
         self._scheduler: Scheduler | None = None
         self._stats: RunStats | None = None
         self._in_a_row = 0
         self._vars = MappingProxyType(json.loads(plan.vars))
         self.source_tally: ColumnTally | None = None
         self._abort: LLMAborted | None = None
-        self._gc: _CallsGC | None = None
+        self._gc: CallsGC | None = None
 
     # ----------------------------------------------------------------------- public
 
@@ -349,7 +228,7 @@ class LLMRun:
             except RouteError as exc:
                 raise LLMAborted(str(exc)) from exc
             transport = self.options.transport or LiteLLMTransport()
-            self._gc = _CallsGC()
+            self._gc = CallsGC()
             self._transport = transport
             self._scheduler = Scheduler(
                 routes, transport, self._cache, stats=self.stats, max_cost=self.options.max_cost
@@ -600,7 +479,7 @@ class LLMRun:
 
     def _loop_run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
-            self._loop = _Loop()
+            self._loop = LoopThread()
         return self._loop.run(coro, on_interrupt=self._interrupted)
 
     def _interrupted(self) -> None:
@@ -671,175 +550,3 @@ def _note_dry(tally: ColumnTally, messages: Messages | None) -> None:
     tally.prompt_chars += sum(len(str(m.get("content", ""))) for m in messages)
     if len(tally.samples) < SAMPLE_PROMPTS:
         tally.samples.append(messages)
-
-
-def _inputs_of(col: Column) -> tuple[str, ...]:
-    if isinstance(col, CategoryColumn):
-        return (col.given,) if col.given else ()
-    return tuple(getattr(col, "inputs", ()))
-
-
-def _dependencies(plan: Plan) -> tuple[dict[str, set[str]], dict[str, list[Column]]]:
-    """For each LLM column: the LLM columns it reads directly or through columns computed
-    from them, and those in-between columns in evaluation order."""
-    by_name = {col.name: col for col in plan.columns}
-    llm = {col.name for col in plan.llm_columns()}
-    deps: dict[str, set[str]] = {}
-    via: dict[str, list[Column]] = {}
-    for col in plan.llm_columns():
-        found: set[str] = set()
-        between: set[str] = set()
-        stack = list(_inputs_of(col))
-        while stack:
-            name = stack.pop()
-            if name in llm:
-                found.add(name)
-            elif name not in between and name in by_name and _reaches(by_name, llm, name):
-                between.add(name)
-                stack.extend(_inputs_of(by_name[name]))
-        deps[col.name] = found
-        via[col.name] = [c for c in plan.columns if c.name in between]
-    return deps, via
-
-
-def _reaches(by_name: Mapping[str, Column], llm: set[str], name: str) -> bool:
-    """Whether column ``name`` is computed (directly or not) from an LLM column."""
-    stack, seen = [name], set()
-    while stack:
-        current = stack.pop()
-        for dep in _inputs_of(by_name[current]):
-            if dep in llm:
-                return True
-            if dep not in seen and dep in by_name:
-                seen.add(dep)
-                stack.append(dep)
-    return False
-
-
-def struct_outputs(plan: Plan) -> list[str]:
-    """LLM struct columns (and record fields) that reach the output, after drop/select/rename
-    steps: CSV cannot hold them, which is worth saying before any model is called."""
-    from runtime.plan import Drop, Rename, Select
-
-    names = [c.name for c in plan.llm_columns() if c.output is not None]
-    if plan.source is not None:
-        from runtime.llm.structured import struct_dtype
-
-        record = struct_dtype(json.loads(plan.source.schema))
-        names += [f.name for f in getattr(record, "fields", ()) if isinstance(f.dtype, pl.Struct | pl.List)]
-    current = [name for name in plan.column_order if name in names]
-    for step in plan.steps:
-        if isinstance(step, Drop):
-            current = [n for n in current if n not in step.columns]
-        elif isinstance(step, Select):
-            current = [n for n in current if n in step.columns]
-        elif isinstance(step, Rename):
-            current = [dict(step.mapping).get(n, n) for n in current]
-    return current
-
-
-def model_dependent(plan: Plan) -> set[str]:
-    """Names of the columns that are LLM columns or computed from one."""
-    by_name = {col.name: col for col in plan.columns}
-    llm = {col.name for col in plan.llm_columns()}
-    return llm | {name for name in by_name if name not in llm and _reaches(by_name, llm, name)}
-
-
-class _CallsGC:
-    """Garbage collection tuned for model calls, while they run; `restore` undoes it.
-
-    LiteLLM allocates thousands of objects per call, so Python's collector runs after
-    every few calls and walks everything the run has imported (Polars, NumPy, LiteLLM
-    itself). Freezing what exists before the calls and collecting the young generation
-    less often cut 0.2–0.7 ms of CPU per call here (measured at 2,000 calls against the
-    local server), which is what limits throughput. Memory still gets collected."""
-
-    THRESHOLDS = (100_000, 50, 100)
-
-    def __init__(self) -> None:
-        import gc
-
-        self._saved = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(*self.THRESHOLDS)
-
-    def restore(self) -> None:
-        import gc
-
-        gc.set_threshold(*self._saved)
-        gc.unfreeze()
-
-
-class _Loop:
-    """An event loop in a thread of its own: the caller's thread may be running a loop
-    already (a notebook), and LiteLLM's connections stay bound to this one loop."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="synthc-llm", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], *, on_interrupt: Callable[[], None]) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            # Wait in slices: a wait without timeout is not woken by SIGINT once Polars has
-            # installed its signal handler, so Ctrl-C would wait for the whole chunk.
-            while True:
-                try:
-                    return future.result(timeout=0.1)
-                except concurrent.futures.TimeoutError:
-                    continue
-        except BaseException as exc:
-            # Ctrl-C (or any failure here): stop calling, cancel what is in flight, wait for it.
-            self.loop.call_soon_threadsafe(on_interrupt)
-            future.cancel()
-            with contextlib.suppress(BaseException):
-                future.result(timeout=10)
-            if isinstance(exc, BaseExceptionGroup):  # from a TaskGroup: the cause, not the group
-                raise _cause(exc) from None
-            raise
-
-    def close(self, final: Coroutine[Any, Any, None] | None = None) -> None:
-        if final is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(final, self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-
-def _cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first run-stopping error in a (nested) exception group, else its first leaf."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    return next((leaf for leaf in leaves if isinstance(leaf, ExecutionError)), leaves[0])
-
-
-def write_errors(errors: Sequence[CellError], path: Path) -> None:
-    """``errors`` as JSON lines at ``path``, atomically; removes a stale file when empty."""
-    if not errors:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return
-    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with temp.open("w", encoding="utf-8") as handle:
-            for error in sorted(errors, key=lambda e: (e.row, e.column)):
-                handle.write(error.to_json() + "\n")
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-
-
-def errors_path(out: Path) -> Path:
-    return out.with_name(out.name + ".errors.jsonl")
