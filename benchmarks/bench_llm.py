@@ -800,7 +800,7 @@ def prefill_child(spec: Path, cache_path: Path, rows: int) -> dict[str, Any]:
     plan = api.with_overrides(api.compile(path=spec), rows=rows)
     (col,) = plan.llm_columns()
     alias = plan.model(col.model)
-    requests = ColumnRequests(col, alias.model, column_params(alias, col), output_schema(col), plan.seed)
+    requests = ColumnRequests(alias.model, column_params(alias, col), output_schema(col), plan.seed)
     variables = MappingProxyType(json.loads(plan.vars))
 
     class Refuse:

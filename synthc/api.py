@@ -449,9 +449,10 @@ def write_stream(
     from runtime.writers import write_stream as write_frames
 
     fmt = stream_format(format)
-    _check_flat(_plan(spec, text, path) if not isinstance(spec, Plan) else spec, fmt)
+    plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed, models=models)
+    _check_flat(plan, fmt)
     frames = stream(
-        spec, rows=rows, seed=seed, chunk_rows=chunk_rows, progress=progress, text=text, path=path,
-        models=models, cache=cache, max_cost=max_cost, max_failures=max_failures,
+        plan, chunk_rows=chunk_rows, progress=progress, cache=cache, max_cost=max_cost,
+        max_failures=max_failures,
     )  # fmt: skip
     return write_frames(frames, out, fmt)

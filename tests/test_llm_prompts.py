@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from runtime.cache import request_key
 from runtime.llm.prompts import ColumnRequests, Occurrences, derived_seed
-from runtime.plan import LLMColumn
 
 DIGESTS = st.one_of(st.integers(0, 12), st.integers(0, 2**64 - 1))
 
@@ -27,8 +26,7 @@ def test_occurrences_count_earlier_equal_digests_across_batches(batches: list[li
 
 
 def requests(seed: int = 7) -> ColumnRequests:
-    col = LLMColumn("body", "writer", "Write about {{ n }}", ("n",))
-    return ColumnRequests(col, "openai/gpt-4o-mini", {"temperature": 0.5}, None, seed)
+    return ColumnRequests("openai/gpt-4o-mini", {"temperature": 0.5}, None, seed)
 
 
 def user(text: str) -> tuple[dict[str, str], ...]:
@@ -62,6 +60,5 @@ def test_each_occurrence_sends_its_own_seed_unless_the_spec_sets_one() -> None:
     own = requests()
     assert own.sent_params(0) == {"temperature": 0.5, "seed": derived_seed(7, 0)}
     assert derived_seed(7, 0) != derived_seed(7, 1) and 0 <= derived_seed(7, 1) < 2**31
-    col = LLMColumn("body", "writer", "x", ())
-    fixed = ColumnRequests(col, "m/x", {"seed": 3}, None, 7)
+    fixed = ColumnRequests("m/x", {"seed": 3}, None, 7)
     assert fixed.sent_params(5) == {"seed": 3}

@@ -286,7 +286,7 @@ def test_a_fully_cached_run_of_many_rows_makes_no_call(server: FakeOpenAI, tmp_p
     col = plan.column("review")
     assert isinstance(col, LLMColumn)
     alias = plan.model("writer")
-    keyed = ColumnRequests(col, alias.model, column_params(alias, col), output_schema(col), plan.seed).keys(
+    keyed = ColumnRequests(alias.model, column_params(alias, col), output_schema(col), plan.seed).keys(
         [({"role": "user", "content": "Write a product review"},)] * rows
     )
     cache = tmp_path / "cache.db"

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from runtime.llm.jsonref import resolve_ref
+
 if TYPE_CHECKING:
     import jsonschema
 
@@ -288,7 +290,8 @@ class _Generator:
             parts: list[Any] = []
             ref = merged.pop("$ref", None)
             if isinstance(ref, str):
-                parts.append(_resolve_ref(ref, self.root))
+                target = resolve_ref(ref, self.root)
+                parts.append({} if target is None else target)
             parts.extend(merged.pop("allOf", None) or [])
             for word in ("anyOf", "oneOf"):
                 branches = merged.pop(word, None)
@@ -368,26 +371,14 @@ class _Generator:
 
     def _integer(self, schema: Mapping[str, Any]) -> int:
         low, high = _bounds(schema, integer=True)
-        step = schema.get("multipleOf")
-        if (
-            isinstance(step, int | float)
-            and not isinstance(step, bool)
-            and step > 0
-            and float(step).is_integer()
-        ):
-            m = int(step)
+        m = _whole_step(schema)
+        if m is not None:
             first, last = math.ceil(low / m), math.floor(high / m)
             return self.draws.between(first, last) * m if first <= last else int(low)
         return self.draws.between(int(low), int(high))
 
     def _number(self, schema: Mapping[str, Any]) -> float:
-        step = schema.get("multipleOf")
-        if (
-            isinstance(step, int | float)
-            and not isinstance(step, bool)
-            and step > 0
-            and float(step).is_integer()
-        ):
+        if _whole_step(schema) is not None:
             return float(self._integer(schema))
         low, high = _bounds(schema, integer=False)
         exact = low + self.draws.unit() * (high - low)
@@ -473,20 +464,12 @@ def _formatted(fmt: str, draws: _Draws) -> str | None:
             return None
 
 
-def _resolve_ref(ref: str, root: Any) -> Any:
-    """The node a local ``$ref`` (``#/$defs/name``) points at, or ``{}`` when it cannot."""
-    if not ref.startswith("#"):
-        return {}
-    node = root
-    for raw in [p for p in ref[1:].split("/") if p]:
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return {}
-    return node
+def _whole_step(schema: Mapping[str, Any]) -> int | None:
+    """``multipleOf`` when it is a positive whole number (the only steps generated exactly)."""
+    step = schema.get("multipleOf")
+    if isinstance(step, int | float) and not isinstance(step, bool) and step > 0 and float(step).is_integer():
+        return int(step)
+    return None
 
 
 def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

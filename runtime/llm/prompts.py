@@ -68,11 +68,11 @@ def derived_seed(seed: int, occurrence: int) -> int:
 
 @dataclass
 class ColumnRequests:
-    """The requests of one LLM column across a run: keys, and the params each cell sends.
+    """The requests of one LLM column (or of the LLM source) across a run: keys, and the
+    params each cell sends.
 
     ``model`` is the resolved model string (after ``--model`` overrides)."""
 
-    col: LLMColumn
     model: str
     params: Mapping[str, Any]
     schema: Mapping[str, Any] | None
@@ -103,6 +103,10 @@ class ColumnRequests:
                 occurrence = next(occurrences)
                 out.append((key_of(text, occurrence), occurrence))
         return out
+
+    def key(self, messages: Messages, occurrence: int) -> str:
+        """The key of ``messages`` as their ``occurrence``-th request (counted by the caller)."""
+        return self._keys.key(messages, occurrence)
 
     def sent_params(self, occurrence: int) -> dict[str, Any]:
         """The params one cell sends: the column's, plus its derived seed."""

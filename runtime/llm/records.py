@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from runtime.errors import ExecutionError
-from runtime.llm.prompts import Messages, derived_seed
+from runtime.llm.prompts import ColumnRequests, Messages
 from runtime.plan import LLMSource, Plan, TemplateColumn
 
 if TYPE_CHECKING:
@@ -73,8 +73,6 @@ class RecordSource:
     """Collects the records of ``plan.source`` through the cache and the scheduler."""
 
     def __init__(self, plan: Plan, cache: Cache | None, variables: Mapping[str, Any]) -> None:
-        from runtime.cache import RequestKeys
-
         assert plan.source is not None
         self.plan, self.source, self.cache = plan, plan.source, cache
         alias = plan.model(self.source.model)
@@ -82,17 +80,14 @@ class RecordSource:
         self.schema = batch_schema(self.source)
         self.record_schema: dict[str, Any] = json.loads(self.source.schema)
         self.messages = source_messages(self.source, variables)
-        key_params = dict(self.params)
-        self._own_seed = "seed" in key_params
-        key_params.setdefault("seed", plan.seed)
-        self._keys = RequestKeys(model=alias.model, params=key_params, output_schema=self.schema)
+        self._requests = ColumnRequests(alias.model, self.params, self.schema, plan.seed)
         self.calls_needed = math.ceil(plan.rows / self.source.per_call) if plan.rows else 0
         self.max_calls = self.calls_needed * MAX_CALLS_FACTOR + EXTRA_CALLS
         self.failures: list[tuple[int, CellFailure]] = []
         self.cached = 0
 
     def key(self, k: int) -> str:
-        return self._keys.key(self.messages, k)
+        return self._requests.key(self.messages, k)
 
     def cached_answers(self, calls: range) -> dict[int, list[Any]]:
         """The record lists of the calls in ``calls`` that the cache holds."""
@@ -133,9 +128,7 @@ class RecordSource:
     def _request(self, k: int) -> Any:
         from runtime.llm.scheduler import CellRequest
 
-        params = dict(self.params)
-        if not self._own_seed:
-            params["seed"] = derived_seed(self.plan.seed, k)
+        params = self._requests.sent_params(k)
         return CellRequest(
             column=SOURCE, row=k, key=self.key(k), alias=self.source.model, messages=self.messages,
             params=params, output_schema=self.schema,

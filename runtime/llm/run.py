@@ -16,7 +16,7 @@ How a chunk is filled:
 3. Cells that fail are null; their row and error are kept for ``<out>.errors.jsonl``.
 
 Guarantees: the values are the same for any chunk size and any timing (keys depend on
-row order only; answers come from the cache or are stored in it before use). Memory is
+row order only; every answer comes from the cache or from a call that is then cached). Memory is
 bounded by the chunk: at most one queued request per cell of the chunk, and one worker
 per unit of concurrency.
 """
@@ -215,7 +215,7 @@ class LLMRun:
 
     def _column_requests(self, col: LLMColumn) -> ColumnRequests:
         alias = self.plan.model(col.model)
-        return ColumnRequests(col, alias.model, column_params(alias, col), output_schema(col), self.plan.seed)
+        return ColumnRequests(alias.model, column_params(alias, col), output_schema(col), self.plan.seed)
 
     def _scheduler_for_run(self) -> Scheduler:
         if self._scheduler is None:

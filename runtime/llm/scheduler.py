@@ -429,7 +429,8 @@ class Scheduler:
             self._writer = None
 
     def _succeed(self, cell: _Cell, completion: Completion, value: Any) -> CellAnswer:
-        """Cache the answer (first answer wins: a concurrent run's stored one is used)."""
+        """Hand the answer to the cache writer (committed moments later; if a concurrent run
+        stored this key first, the cache keeps that one and this cell keeps its own)."""
         response = CachedResponse(
             text=completion.text,
             model=completion.model,

@@ -29,6 +29,8 @@ import jsonschema
 import polars as pl
 from jsonschema.exceptions import best_match
 
+from runtime.llm.jsonref import resolve_ref
+
 MAX_ANSWER_CHARS = 1_000_000  # longer answers are rejected before any parsing
 MAX_ECHO_CHARS = 4_000  # of a bad answer repeated back to the model in a repair turn
 MAX_MESSAGE_CHARS = 300  # of one InvalidAnswer message
@@ -90,7 +92,7 @@ def _shape(schema: Any, root: Mapping[str, Any], seen: frozenset[str] = frozense
         return _JSON
     ref = schema.get("$ref")
     if isinstance(ref, str):
-        target = _resolve_ref(ref, root)
+        target = resolve_ref(ref, root)
         if target is None or ref in seen or not _only(schema, "$ref"):
             return _JSON
         return _shape(target, root, seen | {ref})
@@ -147,24 +149,6 @@ def _values_shape(values: Sequence[Any]) -> _Shape:
     if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
         return _Shape("integer")
     return _JSON
-
-
-def _resolve_ref(ref: str, root: Mapping[str, Any]) -> Any:
-    """The node a local JSON-pointer ``$ref`` (``#/$defs/x``) names, or None."""
-    if ref == "#":
-        return root
-    if not ref.startswith("#/"):
-        return None
-    node: Any = root
-    for raw in ref[2:].split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
 
 
 def _dtype(shape: _Shape) -> pl.DataType:
