@@ -43,13 +43,19 @@ class Chunk:
     """Rows ``start .. stop - 1`` of a dataset with seed ``seed``.
 
     ``frame`` holds the columns computed so far for these rows (the inputs of derived
-    columns); ``vars`` are the spec's constants (visible to templates)."""
+    columns); ``vars`` are the spec's constants (visible to templates). ``source`` is the
+    plan's row source (a time index for series columns). ``memo`` lives for one run, across
+    its chunks: samplers keep what is expensive to recompute there (block states of walks,
+    loaded seed files), keyed so that any entry is a pure function of the plan - a cold
+    memo gives the same values, only slower."""
 
     seed: int
     start: int
     stop: int
     frame: pl.DataFrame = field(default_factory=pl.DataFrame)
     vars: Mapping[str, Any] = field(default_factory=dict)
+    source: Any = None
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
