@@ -21,3 +21,7 @@ class ExecutionError(Exception):
 
 class OutputError(ExecutionError):
     """The output could not be written; the message names the path and the reason."""
+
+
+class TargetNotReached(ExecutionError):
+    """``target_rows`` rows did not survive the steps within ``max_rows`` generated rows."""

@@ -17,9 +17,22 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from runtime.defaults import DEFAULT_CHUNK_ROWS
-from runtime.errors import ExecutionError, OutputError
-from runtime.plan import Column, OutputFormat, Plan, format_for_path, plan_hash
-from runtime.steps import apply_steps, hidden_columns, shuffle_key_names
+from runtime.errors import ExecutionError, OutputError, TargetNotReached
+from runtime.plan import (
+    Column,
+    LLMSource,
+    OutputFormat,
+    Plan,
+    Sample,
+    Shuffle,
+    Sort,
+    Step,
+    Target,
+    format_for_path,
+    plan_hash,
+)
+from runtime.shapes import source_frame
+from runtime.steps import apply_steps, hidden_columns, hidden_key_names
 from runtime.writers import WriteResult, write
 
 if TYPE_CHECKING:
@@ -63,8 +76,43 @@ def execute(
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     chunks = generate(plan, chunk_rows=chunk_rows, progress=progress, llm=llm)
-    frames = apply_steps(chunks, plan.steps, chunk_rows=chunk_rows)
-    return _without(frames, shuffle_key_names(plan.steps))
+    if plan.target is None:
+        frames = apply_steps(chunks, plan.steps, chunk_rows=chunk_rows)
+    else:
+        cut = first_blocking(plan.steps)
+        kept = apply_steps(chunks, plan.steps[:cut], chunk_rows=chunk_rows)
+        frames = apply_steps(_until_target(kept, plan.target), plan.steps[cut:], chunk_rows=chunk_rows)
+    return _without(frames, hidden_key_names(plan.steps))
+
+
+def first_blocking(steps: tuple[Step, ...]) -> int:
+    """Index of the first step that needs every row before it passes one on (sort,
+    shuffle, sample n); ``len(steps)`` when there is none. ``target_rows`` counts the rows
+    that come out of the steps before it."""
+    for i, step in enumerate(steps):
+        if isinstance(step, Sort | Shuffle) or (isinstance(step, Sample) and step.n is not None):
+            return i
+    return len(steps)
+
+
+def _until_target(frames: Iterator[pl.DataFrame], target: Target) -> Iterator[pl.DataFrame]:
+    """The first ``target.rows`` rows of ``frames``; TargetNotReached if they run out first
+    (the generator stops at ``target.max_rows`` generated rows)."""
+    remaining = target.rows
+    last: pl.DataFrame | None = None
+    for df in frames:
+        last = df
+        if df.height >= remaining:
+            yield df.head(remaining)
+            return  # stop pulling: nothing further is generated
+        remaining -= df.height
+        yield df
+    if last is None or remaining > 0:
+        raise TargetNotReached(
+            f"target_rows: only {target.rows - remaining:,} of {target.rows:,} rows survived the steps after "
+            f"generating {target.max_rows:,} rows (the cap, max_rows); loosen the filters and validations, "
+            "or raise max_rows"
+        )
 
 
 def generate(
@@ -88,22 +136,27 @@ def generate(
         return
     later: set[str] = set()
     records = None
+    memo: dict[Any, Any] = {}  # the run's memo (see Chunk): lives across this run's chunks
     if llm is not None:
         from runtime.llm.graph import model_dependent
 
         later = model_dependent(plan)
         chunk_rows = min(chunk_rows, LLM_CHUNK_ROWS)
-        records = llm.records() if plan.source is not None else None
+        records = llm.records() if isinstance(plan.source, LLMSource) else None
     variables = MappingProxyType(json.loads(plan.vars))
     schema: pl.Schema | None = None
     for start, stop in chunk_bounds(plan.rows, chunk_rows):
         frame = pl.DataFrame()
         if records is not None:
-            frame = _record_fields(plan, records.slice(start, stop - start), start, stop, variables)
+            fields = records.slice(start, stop - start)
+            frame = _record_fields(plan, fields, start, stop, variables, memo)
+        elif plan.source is not None:
+            fields = source_frame(plan.source, plan.seed, start, stop, memo)
+            frame = _record_fields(plan, fields, start, stop, variables, memo)
         for col in plan.columns:
             if col.name not in later and col.name not in frame.columns:
                 frame = pl.DataFrame(
-                    [*frame.get_columns(), sample_column(col, _chunk(plan, start, stop, frame, variables))]
+                    [*frame.get_columns(), sample_column(col, _chunk(plan, start, stop, frame, variables, memo))]
                 )
         if llm is not None:
             frame = llm.fill(frame, start, stop)
@@ -115,8 +168,10 @@ def generate(
         yield frame
 
 
-def _record_fields(plan: Plan, records: pl.DataFrame, start: int, stop: int, variables: Any) -> pl.DataFrame:
-    """The chunk's record-field columns (with their ``nulls`` applied)."""
+def _record_fields(
+    plan: Plan, records: pl.DataFrame, start: int, stop: int, variables: Any, memo: dict[Any, Any]
+) -> pl.DataFrame:
+    """The chunk's record-field columns (the row source's fields, with their ``nulls`` applied)."""
     from runtime.plan import RecordField
     from runtime.samplers.base import null_mask, with_nulls
 
@@ -126,16 +181,16 @@ def _record_fields(plan: Plan, records: pl.DataFrame, start: int, stop: int, var
             series = records.get_column(col.name)
             if col.nulls > 0:
                 series = with_nulls(
-                    series, null_mask(col.name, col.nulls, _chunk(plan, start, stop, records, variables))
+                    series, null_mask(col.name, col.nulls, _chunk(plan, start, stop, records, variables, memo))
                 )
             columns.append(series)
     return pl.DataFrame(columns)
 
 
-def _chunk(plan: Plan, start: int, stop: int, frame: pl.DataFrame, variables: Any) -> Any:
+def _chunk(plan: Plan, start: int, stop: int, frame: pl.DataFrame, variables: Any, memo: dict[Any, Any]) -> Any:
     from runtime.samplers.base import Chunk
 
-    return Chunk(plan.seed, start, stop, frame, variables)
+    return Chunk(plan.seed, start, stop, frame, variables, plan.source, memo)
 
 
 def sample_column(col: Column, chunk: Any) -> pl.Series:

@@ -676,6 +676,8 @@ class Plan:
     ) -> Plan:
         """A copy with the CLI/API overrides applied (the original is untouched).
 
+        For a time index, arrivals or a seed file, ``rows`` keeps the first ``rows`` rows
+        (never more than the source makes); with ``target_rows``, it is the new target.
         ``models`` maps an alias to the LiteLLM model string that replaces its model; the
         alias's fallbacks are dropped (a swapped model is the one to use, nothing else).
         An unknown alias raises KeyError."""
@@ -688,11 +690,24 @@ class Plan:
             aliases = tuple(
                 replace(m, model=models[m.name], fallbacks=()) if m.name in models else m for m in self.models
             )
+        seed = self.seed if seed is None else seed
+        target = self.target
+        if isinstance(self.source, TimeIndex | Arrivals | SeedFile):
+            # The source decides the rows (arrivals: for this seed); `rows` takes a prefix.
+            from runtime.shapes import source_rows
+
+            full = source_rows(self.source, seed) if seed != self.seed or rows is not None else self.rows
+            rows = full if rows is None else min(rows, full)
+        elif target is not None and rows is not None:
+            # `rows` is the rows wanted out; the cap keeps its ratio to the target.
+            target = Target(rows, max(rows, target.max_rows * rows // max(target.rows, 1)))
+            rows = target.max_rows
         return replace(
             self,
             rows=self.rows if rows is None else rows,
-            seed=self.seed if seed is None else seed,
+            seed=seed,
             models=aliases,
+            target=target,
         )
 
 
@@ -713,12 +728,16 @@ _NODES: dict[str, type] = {
 # --------------------------------------------------------------------------- JSON
 
 
+# "kind" tags a node in JSON, so a field named ``kind`` is written under this key.
+_KIND_FIELD = "form"
+
+
 def to_data(node: Any) -> Any:
     """A node as plain JSON data: dataclasses become {"kind": ..., fields...}."""
     if is_dataclass(node) and not isinstance(node, type):
         out: dict[str, Any] = {"kind": type(node).KIND}  # type: ignore[attr-defined]
         for f in fields(node):
-            out[f.name] = to_data(getattr(node, f.name))
+            out[_KIND_FIELD if f.name == "kind" else f.name] = to_data(getattr(node, f.name))
         return out
     if isinstance(node, tuple):
         return [to_data(item) for item in node]
@@ -734,7 +753,14 @@ def from_data(data: Any) -> Any:
         cls = _NODES.get(kind) if isinstance(kind, str) else None
         if cls is None:
             raise ValueError(f"not a plan node: kind={kind!r}")
-        return cls(**{k: from_data(v) for k, v in data.items() if k != "kind"})
+        names = {f.name for f in fields(cls)}
+        return cls(
+            **{
+                ("kind" if k == _KIND_FIELD and "kind" in names else k): from_data(v)
+                for k, v in data.items()
+                if k != "kind"
+            }
+        )
     return data
 
 

@@ -39,7 +39,11 @@ CODES: dict[str, str] = {
     "bad-format": "a sequence `format` is not a valid format for an integer",
     "given-mismatch": "a conditional category does not cover its parent's values",
     "person-group-conflict": "person columns of one group disagree on the locale",
-    "too-many-rows": "`rows` exceeds what synthc will generate in one run",
+    "too-many-rows": "`rows`, an index or an event stream would make more rows than synthc generates in one run",
+    "conflicting-keys": "keys that cannot be used together (two row sources, `rows` beside `target_rows` or a row source, `end` beside `periods`)",
+    "bad-time-range": "a time window ends before it starts, or is not a whole number of `every` steps",
+    "seed-file": "a seed file (`from`, `lookup`) is missing, unreadable, empty, of an unknown format, or lacks the named column",
+    "needs-index": "a `series` column in a spec without an `index`",
     # references between columns
     "unknown-reference": "a template, expression, `given` or step names a column that does not exist",
     "cycle": "columns depend on each other in a cycle",
@@ -47,7 +51,7 @@ CODES: dict[str, str] = {
     "expression-syntax": "a Polars SQL expression does not parse",
     "expression-error": "a Polars SQL expression is invalid for the columns it uses",
     "bad-column-name": "a column name that synthc reserves or that cannot be a column",
-    "duplicate-column": "a column in `columns:` has the name of a field of the `source`'s records",
+    "duplicate-column": "a column in `columns:` has the name of a field the row source gives (an LLM source's records, an index's timestamp or entities, a `from` file's columns)",
     # models and LLM columns
     "unknown-model": "a column or the source names a model alias that `models:` does not declare",
     "bad-output-schema": "an `output` or a source's `schema` is not a valid JSON Schema of an object",

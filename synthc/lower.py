@@ -21,7 +21,10 @@ from runtime.defaults import MAX_ROWS
 from synthc.diagnostics import Diagnostic, SpecPath
 from synthc.loader import SourceMap
 from synthc.lower_llm import env_var_diags, llm_column, lower_models, lower_source
-from synthc.resolve import Graph, record_fields
+from synthc.lower_series import lookup_column, series_column, shaped_step, target
+from synthc.lower_shapes import lower_row_source
+from synthc.resolve import Graph
+from synthc.shapes import Shape
 from synthc.sqlrefs import substitute_vars
 from synthc.timeparse import US_PER_DAY, TimeParseError, absolute_us, instant_us, is_relative
 
@@ -60,6 +63,7 @@ class _Lowering:
     data: Mapping[str, Any]
     smap: SourceMap
     graph: Graph
+    shape: Shape = field(default_factory=Shape)
     diags: list[Diagnostic] = field(default_factory=list)
     as_of: int | None = None
     as_of_reported: bool = False  # a missing or bad `as_of` is reported once
@@ -76,18 +80,22 @@ def lower(
     graph: Graph,
     source_text: str,
     skip: frozenset[SpecPath] = frozenset(),
+    shape: Shape | None = None,
 ) -> tuple[ir.Plan, list[Diagnostic]]:
     """Parts in ``skip`` (``("columns", name)``, ``("models", alias)``, ``("source",)``:
     they have schema errors) are left out of the plan silently."""
-    state = _Lowering(data, smap, graph)
+    state = _Lowering(data, smap, graph, shape or Shape())
     state.as_of = _as_of(state)
     columns = data.get("columns") or {}
     fields = frozenset(graph.fields)
     nodes = [node for name in graph.order if (node := _node(state, name, fields, skip)) is not None]
     _check_identities(state, columns)
     state.diags.extend(env_var_diags(data, smap, skip))
-    rows = int(data.get("rows", 1000))
-    if rows > MAX_ROWS:
+    seed = int(data.get("seed", 0))
+    source, rows = _row_source(state, seed, skip)
+    goal = target(state, data, state.shape)
+    rows = rows if rows is not None else goal.max_rows if goal is not None else int(data.get("rows", 1000))
+    if rows > MAX_ROWS and "rows" in data:
         state.error(
             "too-many-rows",
             f"rows: {rows:,} is more than synthc generates in one run ({MAX_ROWS:,})",
@@ -95,7 +103,7 @@ def lower(
         )
     plan = ir.Plan(
         name=str(data.get("name", "")),
-        seed=int(data.get("seed", 0)),
+        seed=seed,
         rows=rows,
         as_of=state.as_of or 0,
         columns=tuple(nodes),
@@ -103,10 +111,11 @@ def lower(
             *graph.fields,
             *(n for n in columns if n not in fields and ("columns", n) not in skip),
         ),
-        steps=tuple(_steps(data.get("steps") or [], data.get("vars") or {}, _all_names(data))),
+        steps=tuple(_steps(state, data.get("steps") or [], data.get("vars") or {}, _all_names(data, graph))),
         vars=json.dumps(data.get("vars") or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
         models=lower_models(state, data, skip),
-        source=lower_source(state, data, skip),
+        source=source,
+        target=goal,
         output=_output(state),
         spec_hash=xxhash.xxh3_128_hexdigest(source_text.encode()),
     )
@@ -172,13 +181,35 @@ def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column |
                 nulls,
             )
         case "expression":
-            expr = substitute_vars(spec["expr"], state.data.get("vars") or {}, _all_names(state.data))
+            expr = substitute_vars(spec["expr"], state.data.get("vars") or {}, _all_names(state.data, state.graph))
             return ir.ExpressionColumn(name, expr, state.graph.inputs[name], nulls)
         case "template":
             return ir.TemplateColumn(name, spec["template"], state.graph.inputs[name], nulls)
         case "llm":
             return llm_column(state, name, spec, state.graph.inputs[name], nulls)
+        case "series":
+            return series_column(state, state.data, name, spec, nulls)
+        case "lookup":
+            return lookup_column(state, state.shape, name, spec, nulls)
     return None
+
+
+def _row_source(state: _Lowering, seed: int, skip: frozenset[SpecPath]) -> tuple[ir.Source | None, int | None]:
+    """The plan's row source and, for an index, arrivals or seed file, the rows it makes."""
+    kind = state.shape.kind
+    if kind == "source":
+        return lower_source(state, state.data, skip), None
+    if kind is None or (kind,) in skip:
+        return None, None
+    if "rows" in state.data:
+        state.error(
+            "conflicting-keys",
+            f"`rows` cannot be used with `{kind}`: the {kind} decides how many rows there are",
+            ("rows",),
+            key=True,
+            hint="remove `rows`; a `limit` step keeps the first N rows",
+        )
+    return lower_row_source(state, state.data, state.shape, lambda n, spec, _: _column(state, n, spec), seed)
 
 
 def _valid_int_format(fmt: str) -> bool:
@@ -491,19 +522,21 @@ def _check_identities(state: _Lowering, columns: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------- steps and output
 
 
-def _all_names(data: Mapping[str, Any]) -> frozenset[str]:
+def _all_names(data: Mapping[str, Any], graph: Graph) -> frozenset[str]:
     """Every name a column has anywhere in the pipeline (declared or given by rename):
     those shadow vars of the same name in expressions and filters."""
-    names = set(data.get("columns") or {}) | set(record_fields(data))
+    names = set(data.get("columns") or {}) | set(graph.fields)
     for step in data.get("steps") or []:
         if isinstance(step, Mapping) and isinstance(step.get("rename"), Mapping):
             names.update(str(new) for new in step["rename"].values())
     return frozenset(names)
 
 
-def _steps(steps: list[Any], variables: Mapping[str, Any], names: frozenset[str]) -> list[ir.Step]:
+def _steps(
+    state: _Lowering, steps: list[Any], variables: Mapping[str, Any], names: frozenset[str]
+) -> list[ir.Step]:
     out: list[ir.Step] = []
-    for step in steps:
+    for i, step in enumerate(steps):
         ((kind, arg),) = step.items()
         match kind:
             case "filter":
@@ -523,6 +556,10 @@ def _steps(steps: list[Any], variables: Mapping[str, Any], names: frozenset[str]
                     out.append(ir.Shuffle())
             case "limit":
                 out.append(ir.Limit(int(arg)))
+            case _:
+                shaped = shaped_step(state, kind, arg, ("steps", i, kind))
+                if shaped is not None:
+                    out.append(shaped)
     return out
 
 

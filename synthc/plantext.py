@@ -37,23 +37,30 @@ from runtime.plan import (
     Filter,
     Limit,
     LLMColumn,
+    LookupColumn,
     ModelAlias,
     NumberColumn,
     PersonColumn,
     Plan,
     RecordField,
     Rename,
+    Sample,
     Scalar,
     Select,
     SequenceColumn,
+    SeriesColumn,
+    Sessionize,
     Shuffle,
     Sort,
     Step,
     TemplateColumn,
     TimeColumn,
+    Unnest,
     UUIDColumn,
+    Validate,
     plan_hash,
 )
+from synthc.plantext_shapes import lookup_text, rows_text, series_text, shaped_step_text, source_rows
 from synthc.timeparse import format_us
 
 
@@ -65,7 +72,7 @@ def render_plan(plan: Plan) -> str:
             ("hash", plan_hash(plan)),
             ("spec", plan.spec_hash or "-"),
             ("seed", str(plan.seed)),
-            ("rows", str(plan.rows)),
+            ("rows", rows_text(plan)),
             ("as_of", format_us(plan.as_of)),
             ("engine", f"{plan.engine} (plan format {plan.format})"),
         ]
@@ -75,16 +82,8 @@ def render_plan(plan: Plan) -> str:
         lines.append("models")
         lines += _table([(model.name, model_text(model)) for model in plan.models])
     if plan.source is not None:
-        source = plan.source
         lines.append("source")
-        lines += _table(
-            [
-                ("model", source.model),
-                ("per_call", str(source.per_call)),
-                ("prompt", json.dumps(source.prompt, ensure_ascii=False)),
-                ("schema", source.schema),
-            ]
-        )
+        lines += _table(source_rows(plan.source))
     lines.append("columns (evaluation order)")
     lines += _table([(col.name, column_text(col)) for col in plan.columns], numbered=True)
     if plan.steps:
@@ -152,6 +151,10 @@ def column_text(col: Column) -> str:
             text += _inputs(col.inputs)
         case RecordField():
             text = "record field (from the source)"
+        case SeriesColumn():
+            text = series_text(col)
+        case LookupColumn():
+            text = lookup_text(col)
         case _:
             assert_never(col)
     if col.nulls:
@@ -205,6 +208,8 @@ def step_text(step: Step) -> str:
             return "(seeded by the plan's seed)"
         case Limit():
             return str(step.n)
+        case Unnest() | Validate() | Sample() | Sessionize():
+            return shaped_step_text(step)
         case _:
             assert_never(step)
 

@@ -33,13 +33,19 @@ class Graph:
 
 
 def resolve(
-    data: Mapping[str, Any], smap: SourceMap, skip: frozenset[SpecPath] = frozenset()
+    data: Mapping[str, Any],
+    smap: SourceMap,
+    skip: frozenset[SpecPath] = frozenset(),
+    fields: tuple[str, ...] | None = None,
 ) -> tuple[Graph, list[Diagnostic]]:
     """Build the column graph of a schema-valid spec. Parts in ``skip`` (``("columns",
     name)``, ``("models", alias)``, ``("source",)``: they already have schema errors)
-    still count as existing, but their own references are not read."""
+    still count as existing, but their own references are not read. ``fields`` are the
+    row source's fields (default: an LLM source's record fields)."""
+    from synthc.resolve_steps import check_steps
+
     columns: Mapping[str, Any] = data.get("columns") or {}
-    fields = record_fields(data)
+    fields = record_fields(data) if fields is None else fields
     variables = data.get("vars") or {}
     diags = _duplicate_columns(columns, fields, smap)
     names = (*fields, *(name for name in columns if name not in fields))
@@ -63,16 +69,15 @@ def resolve(
         _source_refs(scope, source)
     order, cycle_diags = _order(names, inputs, smap)
     diags.extend(cycle_diags)
-    diags.extend(_check_steps(data.get("steps") or [], names, scope.scalar_vars, smap))
+    diags.extend(check_steps(data, names, scope.scalar_vars, smap))
     return Graph(inputs, order, fields), diags
 
 
 def record_fields(data: Mapping[str, Any]) -> tuple[str, ...]:
     """The fields of the ``source``'s records (its schema's properties, in order), or ()."""
-    source = data.get("source")
-    schema = source.get("schema") if isinstance(source, Mapping) else None
-    properties = schema.get("properties") if isinstance(schema, Mapping) else None
-    return tuple(str(name) for name in properties) if isinstance(properties, Mapping) else ()
+    from synthc.shapes import llm_record_fields
+
+    return llm_record_fields(data)
 
 
 def _duplicate_columns(
@@ -81,10 +86,11 @@ def _duplicate_columns(
     return [
         Diagnostic(
             "duplicate-column",
-            f"column `{name}`: the source's records already have a field `{name}`",
+            f"column `{name}`: the row source already gives a column `{name}`",
             smap.span(("columns", name), key=True),
             ("columns", name),
-            hint="every field of `source.schema` is a column: rename this column, or drop the field",
+            hint="the fields of `source.schema`, the index's timestamp and entities, and the columns "
+            "of a `from` file are columns: rename this column",
         )
         for name in columns
         if name in fields
@@ -392,126 +398,6 @@ def _find_cycle(start: str, inputs: Mapping[str, tuple[str, ...]], stuck: set[st
     cycle = path[seen[node] :]
     pivot = cycle.index(min(cycle, key=lambda c: path.index(c)))
     return cycle[pivot:] + cycle[:pivot]
-
-
-# --------------------------------------------------------------------------- steps
-
-
-def _check_steps(
-    steps: list[Any], names: tuple[str, ...], scalar_vars: frozenset[str], smap: SourceMap
-) -> list[Diagnostic]:
-    """Every column a step names must exist at that point of the pipeline."""
-    current = list(names)
-    diags: list[Diagnostic] = []
-    for i, step in enumerate(steps):
-        if not isinstance(step, Mapping) or len(step) != 1:
-            continue
-        ((kind, arg),) = step.items()
-        path: SpecPath = ("steps", i, kind)
-        where = f"step {i + 1} (`{kind}`)"
-        if kind == "filter" and isinstance(arg, str):
-            diags.extend(_clock_diags(where, arg, path, smap))
-            for ref in references(arg):
-                if ref.name not in current and ref.name not in scalar_vars:
-                    diags.append(
-                        _unknown_step_ref(
-                            where,
-                            ref.name,
-                            current,
-                            span_in_scalar(smap, path, arg, ref.offset, len(ref.name)),
-                            path,
-                        )
-                    )
-        seen: set[str] = set()
-        for name, item_path in _step_columns(kind, arg, path):
-            span = smap.span(item_path, key=kind == "rename")
-            if name not in current:
-                diags.append(_unknown_step_ref(where, name, current, span, item_path))
-            elif name in seen:
-                diags.append(Diagnostic("bad-value", f"{where}: `{name}` is named twice", span, item_path))
-            seen.add(name)
-        diags.extend(_rename_clashes(where, kind, arg, current, path, smap))
-        after = _apply_step_names(kind, arg, current)
-        if current and not after:
-            diags.append(
-                Diagnostic(
-                    "bad-value",
-                    f"{where}: no column would be left",
-                    smap.span(path, key=True),
-                    path,
-                    hint="a dataset needs at least one column; keep one, or remove the step",
-                )
-            )
-        current = after
-    return diags
-
-
-def _rename_clashes(
-    where: str, kind: str, arg: Any, current: list[str], path: SpecPath, smap: SourceMap
-) -> list[Diagnostic]:
-    """A new name that another column keeps, or that two columns would both get."""
-    if kind != "rename" or not isinstance(arg, Mapping):
-        return []
-    kept = {c for c in current if c not in arg}
-    diags, taken = [], set()
-    for old, new in arg.items():
-        new = str(new)
-        clash = "another column already has that name" if new in kept else "two columns would get it"
-        if new in kept or new in taken:
-            diags.append(
-                Diagnostic(
-                    "bad-value",
-                    f"{where}: cannot rename `{old}` to `{new}`: {clash}",
-                    smap.span((*path, old)),
-                    (*path, old),
-                    hint="drop or rename the other column first",
-                )
-            )
-        taken.add(new)
-    return diags
-
-
-def _step_columns(kind: str, arg: Any, path: SpecPath) -> Iterable[tuple[str, SpecPath]]:
-    if kind in ("dedupe", "drop", "select"):
-        items = [arg] if isinstance(arg, str) else arg
-        return [(c, (*path, j)) for j, c in enumerate(items) if isinstance(c, str)]
-    if kind == "rename" and isinstance(arg, Mapping):
-        return [(old, (*path, old)) for old in arg]
-    if kind == "sort":
-        if isinstance(arg, Mapping):
-            by = arg.get("by")
-            sub: SpecPath = (*path, "by")
-        else:
-            by, sub = arg, path
-        if isinstance(by, str):
-            return [(by, sub)]
-        if isinstance(by, list):
-            return [(c, (*sub, j)) for j, c in enumerate(by) if isinstance(c, str)]
-    return []
-
-
-def _apply_step_names(kind: str, arg: Any, current: list[str]) -> list[str]:
-    if kind == "drop":
-        gone = {arg} if isinstance(arg, str) else set(arg)
-        return [c for c in current if c not in gone]
-    if kind == "select":
-        wanted = [arg] if isinstance(arg, str) else list(arg)
-        return [c for c in wanted if c in current]
-    if kind == "rename" and isinstance(arg, Mapping):
-        return [str(arg.get(c, c)) for c in current]
-    return current
-
-
-def _unknown_step_ref(
-    where: str, name: str, current: list[str], span: Span | None, path: SpecPath
-) -> Diagnostic:
-    return Diagnostic(
-        "unknown-reference",
-        f"{where}: no column `{name}` at this point of the pipeline",
-        span,
-        path,
-        hint=_did_you_mean(name, current) or f"columns here: {', '.join(current) or '(none)'}",
-    )
 
 
 # --------------------------------------------------------------------------- positions and hints

@@ -7,7 +7,7 @@ syntax error becomes a diagnostic at the expression, with Polars' own first line
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,11 +119,40 @@ def _after_step(step: ir.Step, current: dict[str, Any]) -> dict[str, Any]:
         case ir.Rename(mapping=mapping):
             renames = dict(mapping)
             return {renames.get(k, k): v for k, v in current.items()}
+        case ir.Unnest(column=column, prefix=prefix):
+            out: dict[str, Any] = {}
+            for k, v in current.items():
+                fields = getattr(v, "fields", None) if k == column else None
+                out.update({f"{prefix}{f.name}": f.dtype for f in fields} if fields else {k: v})
+            return out
+        case ir.Validate(on_fail="flag", flag=flag):
+            import polars as pl
+
+            return {**current, flag: pl.Boolean()}
+        case ir.Sessionize(session=session, sequence=sequence):
+            import polars as pl
+
+            added = {session: pl.String()} | ({sequence: pl.Int64()} if sequence else {})
+            return {**current, **added}
     return current
 
 
-def _record_dtype(source: ir.LLMSource, name: str) -> pl.DataType:
-    """The dtype of one field of the source's records."""
+def _record_dtype(source: ir.Source, name: str) -> pl.DataType:
+    """The dtype of one field of the row source."""
+    import polars as pl
+
+    match source:
+        case ir.TimeIndex() | ir.Arrivals():
+            if name == source.column:
+                return pl.Datetime("us", source.timezone)
+            entity = next(e for e in source.entities if e.name == name)
+            if entity.values:
+                return _values_dtype(entity.values)
+            return pl.Int64() if entity.column is None else dtype_of(entity.column)
+        case ir.SeedFile():
+            from runtime.seeds import parse_dtype
+
+            return parse_dtype(dict(source.columns)[name])
     from runtime.llm.structured import struct_dtype
 
     dtype = struct_dtype(json.loads(source.schema))
@@ -149,14 +178,13 @@ def dtype_of(col: ir.Column) -> pl.DataType:
         case ir.BoolColumn():
             return pl.Boolean()
         case ir.CategoryColumn(choices=choices):
-            values = [v for c in choices for v in c.values]
-            if values and all(isinstance(v, bool) for v in values):
-                return pl.Boolean()
-            if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                return pl.Int64()
-            if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-                return pl.Float64()
-            return pl.String()
+            return _values_dtype([v for c in choices for v in c.values])
+        case ir.SeriesColumn():
+            return pl.Float64()
+        case ir.LookupColumn(dtype=dtype):
+            from runtime.seeds import parse_dtype
+
+            return parse_dtype(dtype)
         case ir.TimeColumn(dtype=dtype):
             return pl.Datetime("us", "UTC") if dtype == "datetime" else pl.Date()
         case ir.ExpressionColumn() | ir.RecordField():
@@ -168,3 +196,16 @@ def dtype_of(col: ir.Column) -> pl.DataType:
 
             return struct_dtype(json.loads(output))
     raise AssertionError(f"unhandled column {col!r}")
+
+
+def _values_dtype(values: Sequence[ir.Scalar]) -> pl.DataType:
+    """The dtype a column of these values gets (as a category's values)."""
+    import polars as pl
+
+    if values and all(isinstance(v, bool) for v in values):
+        return pl.Boolean()
+    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pl.Int64()
+    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return pl.Float64()
+    return pl.String()

@@ -31,11 +31,31 @@ KEYWORDS = frozenset(
     trailing escape any all some exists over partition by order collate div mod xor
     int integer bigint smallint tinyint int2 int4 int8 int16 int32 int64 uint8 uint16 uint32
     uint64 float float4 float8 float32 float64 double real precision decimal numeric varchar char
-    text string bytea binary blob date time timestamp timestamptz datetime boolean bool json
-    year month week day hour minute second millisecond microsecond nanosecond quarter dow doy
-    isoyear epoch millennium century decade unsigned signed zone at with without
+    text string bytea binary blob boolean bool json
+    unsigned signed zone at with without
     """.split()
 )
+# Words that are keywords only in context, and column names elsewhere (an index's default
+# timestamp column is `timestamp`; a column may well be called `hour`): type names after
+# AS or before a string literal (CAST(x AS date), DATE '2024-01-01'), date parts before
+# FROM (EXTRACT(hour FROM ts)).
+_TYPE_WORDS = frozenset("date time timestamp timestamptz datetime".split())
+_DATE_PARTS = frozenset(
+    """
+    year month week day hour minute second millisecond microsecond nanosecond quarter dow doy
+    isodow isoweek isoyear epoch millennium century decade dayofweek dayofyear weekday
+    """.split()
+)
+_BEFORE_FROM = re.compile(r"\s+from\b", re.IGNORECASE)
+_BEFORE_STRING = re.compile(r"\s*'")
+_AFTER_AS = re.compile(r"\bas\s+$", re.IGNORECASE)
+
+
+def _contextual_keyword(expr: str, word: str, start: int, end: int) -> bool:
+    lowered = word.lower()
+    if lowered in _TYPE_WORDS and (_AFTER_AS.search(expr[:start]) or _BEFORE_STRING.match(expr, end)):
+        return True
+    return lowered in _DATE_PARTS and bool(_BEFORE_FROM.match(expr, end))
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,8 @@ def references(expr: str) -> list[Ref]:
         elif match.group("ident") is not None:
             word = match.group("ident")
             if match.group("call") or word.lower() in KEYWORDS or word.lower() in _BARE_CLOCK:
+                continue
+            if _contextual_keyword(expr, word, match.start(), match.end()):
                 continue
             refs.append(Ref(word, match.start()))
     return refs

@@ -174,7 +174,7 @@ def test_unknown_key_with_suggestion_points_at_the_key() -> None:
 
 def test_unknown_key_of_another_column_type() -> None:
     diag = one(BASE + "  qty: {type: int, round: 2}\n", "unknown-key")
-    assert diag.hint is not None and "`round` belongs to float columns" in diag.hint
+    assert diag.hint is not None and "`round` belongs to float, series columns" in diag.hint
 
 
 def test_unknown_top_level_key() -> None:

@@ -18,10 +18,12 @@ from runtime.plan import (
     Column,
     ExpressionColumn,
     LLMColumn,
+    LookupColumn,
     NumberColumn,
     PersonColumn,
     RecordField,
     SequenceColumn,
+    SeriesColumn,
     TemplateColumn,
     TimeColumn,
     UUIDColumn,
@@ -68,6 +70,14 @@ def _values(col: Column, chunk: Chunk) -> pl.Series:
             return sample_expression(col, chunk)
         case TemplateColumn():
             return sample_template(col, chunk)
+        case SeriesColumn():
+            from runtime.samplers.series import sample_series
+
+            return sample_series(col, chunk)
+        case LookupColumn():
+            from runtime.seeds import sample_lookup
+
+            return sample_lookup(col, chunk)
         case LLMColumn() | RecordField():
             # Filled by the LLM runner (runtime.llm.run) and the record source, not sampled.
             raise SampleError(col.name, f"{col.KIND} columns are not sampled")
