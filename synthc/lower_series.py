@@ -42,6 +42,13 @@ def series_column(
     if lo is not None and hi is not None and float(lo) > float(hi):
         report.error("min-greater-than-max", f"column `{name}`: min ({lo}) is greater than max ({hi})", (*path, "min"))
     noise = _noise(report, name, spec.get("noise"), path)
+    growth = spec.get("trend") or {}
+    if growth.get("kind") == "exponential" and not float(growth.get("rate", 0)) > -1:
+        report.error(
+            "bad-value",
+            f"column `{name}`: an exponential trend's rate must be more than -1 (a factor 1 + rate per `per`)",
+            (*path, "trend", "rate"),
+        )
     try:
         trend = _trend(spec.get("trend"))
         seasonality = tuple(_season(s) for s in spec.get("seasonality") or [])
