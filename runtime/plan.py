@@ -565,8 +565,9 @@ class Check:
 
 @dataclass(frozen=True)
 class Validate:
-    """Rows failing any check: ``drop`` them, ``fail`` the run (naming column, row and
-    value), or ``flag`` them in the boolean column ``flag`` (true = passed)."""
+    """Rows failing any check: ``drop`` them, ``fail`` the run (naming the check, the
+    column, how many rows failed and the first failing value), or ``flag`` them in the
+    boolean column ``flag`` (true = passed)."""
 
     KIND: ClassVar[str] = "validate"
     checks: tuple[Check, ...]
