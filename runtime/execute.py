@@ -156,7 +156,10 @@ def generate(
         for col in plan.columns:
             if col.name not in later and col.name not in frame.columns:
                 frame = pl.DataFrame(
-                    [*frame.get_columns(), sample_column(col, _chunk(plan, start, stop, frame, variables, memo))]
+                    [
+                        *frame.get_columns(),
+                        sample_column(col, _chunk(plan, start, stop, frame, variables, memo)),
+                    ]
                 )
         if llm is not None:
             frame = llm.fill(frame, start, stop)
@@ -181,13 +184,16 @@ def _record_fields(
             series = records.get_column(col.name)
             if col.nulls > 0:
                 series = with_nulls(
-                    series, null_mask(col.name, col.nulls, _chunk(plan, start, stop, records, variables, memo))
+                    series,
+                    null_mask(col.name, col.nulls, _chunk(plan, start, stop, records, variables, memo)),
                 )
             columns.append(series)
     return pl.DataFrame(columns)
 
 
-def _chunk(plan: Plan, start: int, stop: int, frame: pl.DataFrame, variables: Any, memo: dict[Any, Any]) -> Any:
+def _chunk(
+    plan: Plan, start: int, stop: int, frame: pl.DataFrame, variables: Any, memo: dict[Any, Any]
+) -> Any:
     from runtime.samplers.base import Chunk
 
     return Chunk(plan.seed, start, stop, frame, variables, plan.source, memo)

@@ -602,7 +602,18 @@ class Sessionize:
 
 
 Step: TypeAlias = (
-    Filter | Dedupe | Drop | Select | Rename | Sort | Shuffle | Limit | Unnest | Validate | Sample | Sessionize
+    Filter
+    | Dedupe
+    | Drop
+    | Select
+    | Rename
+    | Sort
+    | Shuffle
+    | Limit
+    | Unnest
+    | Validate
+    | Sample
+    | Sessionize
 )
 
 
@@ -668,6 +679,11 @@ class Plan:
     def uses_models(self) -> bool:
         """Whether running this plan may call a model (LLM columns or an LLM source)."""
         return isinstance(self.source, LLMSource) or bool(self.llm_columns())
+
+    @property
+    def llm_source(self) -> LLMSource | None:
+        """The source when it is records written by a model, else None."""
+        return self.source if isinstance(self.source, LLMSource) else None
 
     def llm_columns(self) -> tuple[LLMColumn, ...]:
         return tuple(col for col in self.columns if isinstance(col, LLMColumn))

@@ -144,7 +144,9 @@ def _compile(text: str, file: str) -> tuple[Plan | None, list[Diagnostic]]:
 
 # Top-level keys whose schema errors leave the rest checkable (the key falls back to its
 # default); an error anywhere else (columns, synthc, as_of, vars) would only cascade.
-_RECOVERABLE = frozenset({"rows", "seed", "output", "name", "description", "steps", "target_rows", "max_rows"})
+_RECOVERABLE = frozenset(
+    {"rows", "seed", "output", "name", "description", "steps", "target_rows", "max_rows"}
+)
 
 
 def _usable_part(data: Any, diags: list[Diagnostic]) -> tuple[dict[str, Any], frozenset[SpecPath]] | None:

@@ -133,7 +133,7 @@ def estimate(plan: Plan, llm_options: LLMOptions) -> tuple[list[ColumnEstimate],
         for _ in generate(plan, llm=run):
             pass
         estimates = [_estimate(plan, name, tally) for name, tally in run.tallies.items()]
-        if plan.source is not None and run.source_tally is not None:
+        if plan.llm_source is not None and run.source_tally is not None:
             estimates.insert(0, _source_estimate(plan, run.source_tally))
         return estimates, dict(run.tallies)
 
@@ -145,13 +145,14 @@ def _source_estimate(plan: Plan, tally: ColumnTally) -> ColumnEstimate:
 
     from runtime.llm import prices
 
-    assert plan.source is not None
-    model = plan.model(plan.source.model)
+    source = plan.llm_source
+    assert source is not None
+    model = plan.model(source.model)
     per_call_out = int(json.loads(model.params).get("max_tokens") or ASSUMED_OUTPUT_TOKENS * 4)
     prompt_tokens = prices.estimate_tokens("x" * tally.prompt_chars) if tally.prompt_chars else 0
     completion_tokens = per_call_out * tally.would_call
     return ColumnEstimate(
-        column="(source)", alias=plan.source.model, model=model.model, cells=tally.cells,
+        column="(source)", alias=source.model, model=model.model, cells=tally.cells,
         cached=tally.cells - tally.would_call, calls=tally.would_call, prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost=prices.estimate_cost(model.model, prompt_tokens, completion_tokens),
@@ -224,9 +225,9 @@ def summary_lines(plan: Plan, run: LLMSummary) -> list[str]:
     stats, errors_file = run.stats, run.errors_path
     lines = []
     source = getattr(run, "source_tally", None)
-    if source is not None and plan.source is not None:
+    if source is not None and plan.llm_source is not None:
         lines.append(
-            f"  (source) ({_alias_text(plan, plan.source.model)}): {source.cached:,} calls cached, "
+            f"  (source) ({_alias_text(plan, plan.llm_source.model)}): {source.cached:,} calls cached, "
             f"{source.called:,} called"
         )
     for name, tally in run.tallies.items():

@@ -181,7 +181,9 @@ def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column |
                 nulls,
             )
         case "expression":
-            expr = substitute_vars(spec["expr"], state.data.get("vars") or {}, _all_names(state.data, state.graph))
+            expr = substitute_vars(
+                spec["expr"], state.data.get("vars") or {}, _all_names(state.data, state.graph)
+            )
             return ir.ExpressionColumn(name, expr, state.graph.inputs[name], nulls)
         case "template":
             return ir.TemplateColumn(name, spec["template"], state.graph.inputs[name], nulls)
@@ -194,7 +196,9 @@ def _column(state: _Lowering, name: str, spec: Mapping[str, Any]) -> ir.Column |
     return None
 
 
-def _row_source(state: _Lowering, seed: int, skip: frozenset[SpecPath]) -> tuple[ir.Source | None, int | None]:
+def _row_source(
+    state: _Lowering, seed: int, skip: frozenset[SpecPath]
+) -> tuple[ir.Source | None, int | None]:
     """The plan's row source and, for an index, arrivals or seed file, the rows it makes."""
     kind = state.shape.kind
     if kind == "source":

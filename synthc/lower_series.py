@@ -40,7 +40,9 @@ def series_column(
             report.error("bad-value", f"column `{name}`: `{key}` must be a finite number", (*path, key))
     lo, hi = spec.get("min"), spec.get("max")
     if lo is not None and hi is not None and float(lo) > float(hi):
-        report.error("min-greater-than-max", f"column `{name}`: min ({lo}) is greater than max ({hi})", (*path, "min"))
+        report.error(
+            "min-greater-than-max", f"column `{name}`: min ({lo}) is greater than max ({hi})", (*path, "min")
+        )
     noise = _noise(report, name, spec.get("noise"), path)
     growth = spec.get("trend") or {}
     if growth.get("kind") == "exponential" and not float(growth.get("rate", 0)) > -1:
@@ -68,9 +70,13 @@ def series_column(
         trend,
         seasonality,
         noise,
-        None if walk is None else ir.Walk(walk.get("kind", "arithmetic"), float(walk["sd"]), float(walk.get("drift", 0.0))),
+        None
+        if walk is None
+        else ir.Walk(walk.get("kind", "arithmetic"), float(walk["sd"]), float(walk.get("drift", 0.0))),
         tuple(
-            ir.Anomalies(a.get("kind", "spike"), float(a["rate"]), float(a.get("scale", DEFAULT_ANOMALY_SCALE)))
+            ir.Anomalies(
+                a.get("kind", "spike"), float(a["rate"]), float(a.get("scale", DEFAULT_ANOMALY_SCALE))
+            )
             for a in anomaly_list
         ),
         tuple(sorted((str(k), float(v)) for k, v in (spec.get("vary") or {}).items())),
@@ -92,7 +98,9 @@ def _trend(spec: Mapping[str, Any] | None) -> ir.Trend | None:
 
 def _season(spec: Mapping[str, Any]) -> ir.Seasonality:
     phase = duration_us(str(spec["phase"])) if "phase" in spec else 0
-    return ir.Seasonality(duration_us(str(spec["period"])), float(spec["amplitude"]), phase, spec.get("shape", "sine"))
+    return ir.Seasonality(
+        duration_us(str(spec["period"])), float(spec["amplitude"]), phase, spec.get("shape", "sine")
+    )
 
 
 def _noise(report: Reporter, name: str, spec: Mapping[str, Any] | None, path: SpecPath) -> ir.Noise | None:
@@ -110,7 +118,9 @@ def _noise(report: Reporter, name: str, spec: Mapping[str, Any] | None, path: Sp
     elif dist == "normal" and "df" in spec:
         report.error("bad-distribution", f"column `{name}`: `df` belongs to student_t noise",
                      (*path, "noise", "df"), key=True)  # fmt: skip
-    return ir.Noise(dist, float(spec.get("sd", 1.0)), df if dist == "student_t" else 0.0, float(spec.get("ar1", 0.0)))
+    return ir.Noise(
+        dist, float(spec.get("sd", 1.0)), df if dist == "student_t" else 0.0, float(spec.get("ar1", 0.0))
+    )
 
 
 # --------------------------------------------------------------------------- lookup
@@ -165,7 +175,9 @@ def shaped_step(report: Reporter, kind: str, arg: Any, path: SpecPath) -> ir.Ste
             column, prefix = unnest_arg(arg)
             return None if column is None else ir.Unnest(column, prefix)
         case "validate":
-            checks = tuple(_check(report, str(c), spec, (*path, "checks", c)) for c, spec in arg["checks"].items())
+            checks = tuple(
+                _check(report, str(c), spec, (*path, "checks", c)) for c, spec in arg["checks"].items()
+            )
             return ir.Validate(checks, arg.get("on_fail", "fail"), str(arg.get("flag", "valid")))
         case "sample":
             return ir.Sample(n=int(arg["n"])) if "n" in arg else ir.Sample(fraction=float(arg["fraction"]))
@@ -184,7 +196,11 @@ def shaped_step(report: Reporter, kind: str, arg: Any, path: SpecPath) -> ir.Ste
 def _check(report: Reporter, column: str, spec: Mapping[str, Any], path: SpecPath) -> ir.Check:
     lo, hi = spec.get("min"), spec.get("max")
     if lo is not None and hi is not None and float(lo) > float(hi):
-        report.error("min-greater-than-max", f"validate `{column}`: min ({lo}) is greater than max ({hi})", (*path, "min"))
+        report.error(
+            "min-greater-than-max",
+            f"validate `{column}`: min ({lo}) is greater than max ({hi})",
+            (*path, "min"),
+        )
     regex = spec.get("regex")
     if regex is not None:
         try:
@@ -199,7 +215,9 @@ def _check(report: Reporter, column: str, spec: Mapping[str, Any], path: SpecPat
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
-            report.error("bad-output-schema", f"validate `{column}`: schema: {exc.message}", (*path, "schema"))
+            report.error(
+                "bad-output-schema", f"validate `{column}`: schema: {exc.message}", (*path, "schema")
+            )
     values = spec.get("values")
     return ir.Check(
         column,
@@ -221,7 +239,9 @@ def target(report: Reporter, data: Mapping[str, Any], shape: Shape) -> ir.Target
     """``target_rows`` (and ``max_rows``), refused beside ``rows`` or a row source."""
     if "target_rows" not in data:
         if "max_rows" in data:
-            report.error("conflicting-keys", "`max_rows` only applies with `target_rows`", ("max_rows",), key=True)
+            report.error(
+                "conflicting-keys", "`max_rows` only applies with `target_rows`", ("max_rows",), key=True
+            )
         return None
     if "rows" in data:
         report.error(

@@ -93,7 +93,9 @@ def _periods(report: Reporter, spec: Mapping[str, Any], start: int, step: Step, 
     if end is None:
         return None
     if end <= start:
-        report.error("bad-time-range", f"index: end ({spec['end']}) is not after start ({spec['start']})", path)
+        report.error(
+            "bad-time-range", f"index: end ({spec['end']}) is not after start ({spec['start']})", path
+        )
         return None
     if step.us:
         count, rest = divmod(end - start, step.us)
@@ -114,7 +116,11 @@ def _periods(report: Reporter, spec: Mapping[str, Any], start: int, step: Step, 
 def _calendar_steps(start: int, end: int, step: Step, tz: str) -> tuple[int, int]:
     """(whole calendar steps from start to end, µs left over after them) on local time."""
     zone = UTC if tz == "UTC" else zone_info(tz)
-    a = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=start)).astimezone(zone).replace(tzinfo=None)
+    a = (
+        (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=start))
+        .astimezone(zone)
+        .replace(tzinfo=None)
+    )
     b = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=end)).astimezone(zone).replace(tzinfo=None)
     if step.days:
         whole = (b - a).days // step.days
@@ -199,7 +205,9 @@ def _arrivals(
     if tz is None or start is None or end is None or rate is None or entities is None:
         return None, None
     if end <= start:
-        report.error("bad-time-range", f"arrivals: to ({spec['to']}) is not after from ({spec['from']})", (*path, "to"))
+        report.error(
+            "bad-time-range", f"arrivals: to ({spec['to']}) is not after from ({spec['from']})", (*path, "to")
+        )
         return None, None
     if spec.get("per_entity"):
         rate *= math.prod(e.count for e in entities) if entities else 1
@@ -219,7 +227,14 @@ def _arrivals(
     from runtime.shapes.arrivals import arrival_rows, bucket_us_for
 
     arrivals = ir.Arrivals(
-        rate, start, end, bucket_us_for(rate, start, end), profile, tz, str(spec.get("column", "timestamp")), entities
+        rate,
+        start,
+        end,
+        bucket_us_for(rate, start, end),
+        profile,
+        tz,
+        str(spec.get("column", "timestamp")),
+        entities,
     )
     return arrivals, arrival_rows(arrivals, seed)
 
@@ -336,7 +351,9 @@ def _timezone(report: Reporter, spec: Mapping[str, Any], path: SpecPath) -> str 
     return tz
 
 
-def _instant(report: Reporter, spec: Mapping[str, Any], key: str, tz: str | None, path: SpecPath) -> int | None:
+def _instant(
+    report: Reporter, spec: Mapping[str, Any], key: str, tz: str | None, path: SpecPath
+) -> int | None:
     try:
         return local_instant_us(str(spec[key]), tz or "UTC")
     except TimeParseError as exc:

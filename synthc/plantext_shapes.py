@@ -90,7 +90,11 @@ def source_rows(source: Source) -> list[tuple[str, str]]:
             ]
         case SeedFile():
             text = f"{source.path} ({source.format}, {source.rows:,} rows, xxh3 {source.digest})"
-            rows = [("kind", "seed file"), ("file", text), ("columns", ", ".join(c for c, _ in source.columns))]
+            rows = [
+                ("kind", "seed file"),
+                ("file", text),
+                ("columns", ", ".join(c for c, _ in source.columns)),
+            ]
             if source.shuffle:
                 rows.append(("shuffle", "true"))
             if source.limit is not None:
@@ -122,7 +126,11 @@ def profile_text(profile: Profile) -> str:
         case "spike":
             return f"spike x{profile.height:g} at {format_us(profile.at_us)} for {format_duration(profile.width_us)}"
         case "points":
-            where = (lambda us: f"{us // 3_600_000_000:02d}:{us // 60_000_000 % 60:02d}") if profile.daily else format_duration
+            where = (
+                (lambda us: f"{us // 3_600_000_000:02d}:{us // 60_000_000 % 60:02d}")
+                if profile.daily
+                else format_duration
+            )
             return "points " + ", ".join(f"{where(t)} x{m:g}" for t, m in profile.points)
     return profile.kind
 

@@ -246,4 +246,3 @@ def _unknown_step_ref(
         path,
         hint=_did_you_mean(name, current) or f"columns here: {', '.join(current) or '(none)'}",
     )
-

@@ -174,4 +174,6 @@ def zone_info(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise TimeParseError(f"`{name}` is not a time zone (expected an IANA name like UTC or Europe/Berlin)") from None
+        raise TimeParseError(
+            f"`{name}` is not a time zone (expected an IANA name like UTC or Europe/Berlin)"
+        ) from None

@@ -14,7 +14,6 @@ tests/test_conformance.py`` and review the diff.
 from __future__ import annotations
 
 import json
-
 import os
 import re
 from collections.abc import Iterator

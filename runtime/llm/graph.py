@@ -60,10 +60,10 @@ def struct_outputs(plan: Plan) -> list[str]:
     from runtime.plan import Drop, Rename, Select
 
     names = [c.name for c in plan.llm_columns() if c.output is not None]
-    if plan.source is not None:
+    if plan.llm_source is not None:
         from runtime.llm.structured import struct_dtype
 
-        record = struct_dtype(json.loads(plan.source.schema))
+        record = struct_dtype(json.loads(plan.llm_source.schema))
         names += [f.name for f in getattr(record, "fields", ()) if isinstance(f.dtype, pl.Struct | pl.List)]
     current = [name for name in plan.column_order if name in names]
     for step in plan.steps:

@@ -73,8 +73,9 @@ class RecordSource:
     """Collects the records of ``plan.source`` through the cache and the scheduler."""
 
     def __init__(self, plan: Plan, cache: Cache | None, variables: Mapping[str, Any]) -> None:
-        assert plan.source is not None
-        self.plan, self.source, self.cache = plan, plan.source, cache
+        source = plan.llm_source
+        assert source is not None
+        self.plan, self.source, self.cache = plan, source, cache
         alias = plan.model(self.source.model)
         self.params: dict[str, Any] = json.loads(alias.params)
         self.schema = batch_schema(self.source)

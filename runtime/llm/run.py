@@ -91,7 +91,7 @@ class LLMRun:
         self.columns = plan.llm_columns()
         self.tallies = {col.name: ColumnTally() for col in self.columns}
         self.errors: list[CellError] = []
-        calls = plan.rows * len(self.columns) + (plan.rows if plan.source is not None else 0)
+        calls = plan.rows * len(self.columns) + (plan.rows if plan.llm_source is not None else 0)
         self.allowed_failures = options.max_failures.allowed(calls)
         self._requests = {col.name: self._column_requests(col) for col in self.columns}
         self._schemas = {col.name: output_schema(col) for col in self.columns}
