@@ -139,3 +139,20 @@ def shown(path: Path) -> str:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def write_section(path: Path, heading: str, section: str) -> None:
+    """Replace the section starting with ``heading`` in ``path`` (up to the next ``## ``
+    heading), or append it; everything else in the file stays as it is."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + len(heading))
+        rest = text[end + 1 :] if end >= 0 else ""
+        text = (
+            text[:start].rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
+        )
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text else "") + section.rstrip("\n") + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

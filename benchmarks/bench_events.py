@@ -26,7 +26,7 @@ from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ENV_NOTE, machine, measure, median, save, shown, table
+from _common import ENV_NOTE, machine, measure, median, save, shown, table, write_section
 
 TARGET_EVENTS_PER_S = 2_000_000
 DAY_US = 86_400 * 1_000_000
@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200,000 events, 1 repetition")
     parser.add_argument("--child", choices=["events", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, help="replace (or append) this section in a markdown file")
     args = parser.parse_args()
 
     if args.child:  # child mode: run one plan and report the in-process seconds
@@ -195,6 +196,9 @@ def main() -> None:
     path = save("events", {**data, "machine": machine()}, md)
     print(md)
     print(f"\nwritten to {shown(path)} (and .json)")
+    if args.results is not None:
+        write_section(args.results, "## Event stream", md)
+        print(f"section '## Event stream' written to {args.results}")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT, ROOT, child_env, machine, median, shown, synthc_command, table
+from _common import OUT, ROOT, child_env, machine, median, shown, synthc_command, table, write_section
 
 SPEC = ROOT / "benchmarks" / "specs" / "llm_items.yaml"
 SECTION = "## LLM columns (issue 3)"
@@ -1435,21 +1435,6 @@ def markdown(
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this section in ``path`` (from its heading to the next ``## `` heading), or
-    append it; everything else in the file stays as it is."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        rest = text[end + 1 :] if end >= 0 else ""
-        text = text[:start].rstrip("\n") + "\n\n" + section + "\n" + ("\n" + rest if rest else "")
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -1540,7 +1525,7 @@ def main() -> None:
     (OUT / "llm.json").write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     target = args.results or OUT / "llm.md"
     if args.results:
-        write_section(target, md)
+        write_section(target, SECTION, md)
     else:
         target.write_text(md + "\n", encoding="utf-8")
     print(md)

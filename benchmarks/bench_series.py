@@ -32,7 +32,7 @@ from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ENV_NOTE, machine, measure, median, save, shown, table
+from _common import ENV_NOTE, machine, measure, median, save, shown, table, write_section
 
 TARGET_POINTS_PER_S = 2_000_000
 MINUTE_US = 60_000_000
@@ -236,6 +236,7 @@ def main() -> None:
     parser.add_argument("--child", choices=["series", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--periods", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, help="replace (or append) this section in a markdown file")
     parser.add_argument("--driver", default="run_plan", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -249,6 +250,9 @@ def main() -> None:
     path = save("series", {**data, "machine": machine()}, md)
     print(md)
     print(f"\nwritten to {shown(path)} (and .json)")
+    if args.results is not None:
+        write_section(args.results, "## Time series", md)
+        print(f"section '## Time series' written to {args.results}")
 
 
 if __name__ == "__main__":

@@ -155,9 +155,7 @@ def _valid_json(value: Any, is_text: bool, validator: Draft202012Validator) -> b
 
 def _column(df: pl.DataFrame, step: Validate, name: str) -> pl.Series:
     if name not in df.columns:
-        raise ExecutionError(
-            f"step `{describe_validate(step)}` failed: there is no column `{name}`", column=name
-        )
+        raise ExecutionError(f"step `{describe_validate(step)}` failed: there is no column `{name}`")
     return df.get_column(name)
 
 
@@ -168,8 +166,7 @@ def _run(step: Validate, check: Check, label: str, test: Test, values: pl.Series
     except (_Unsupported, pl.exceptions.PolarsError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExecutionError(
-            f"step `{describe_validate(step)}` failed: check `{label}` on column `{check.column}`: {reason}",
-            column=check.column,
+            f"step `{describe_validate(step)}` failed: check `{label}` on column `{check.column}`: {reason}"
         ) from exc
 
 
@@ -178,8 +175,7 @@ def _failure(step: Validate, column: str, label: str, failed: pl.Series) -> Exec
     rows = "1 row" if failed.len() == 1 else f"{failed.len()} rows"
     return ExecutionError(
         f"step `{describe_validate(step)}` failed: check `{label}` on column `{column}`: "
-        f"{rows} failed in this chunk; first value: {first}",
-        column=column,
+        f"{rows} failed in this chunk; first value: {first}"
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime import plan as ir
+from runtime.defaults import MAX_ROWS
 from synthc.diagnostics import SpecPath
 from synthc.lower_llm import Reporter
 from synthc.resolve_steps import unnest_arg
@@ -263,6 +264,17 @@ def target(report: Reporter, data: Mapping[str, Any], shape: Shape) -> ir.Target
     cap = int(data.get("max_rows", default_max_rows(rows)))
     if cap < rows:
         report.error("bad-value", f"max_rows ({cap:,}) is less than target_rows ({rows:,})", ("max_rows",))
+    if max(cap, rows) > MAX_ROWS:
+        where = "max_rows" if "max_rows" in data else "target_rows"
+        report.error(
+            "too-many-rows",
+            f"{where}: generating up to {max(cap, rows):,} rows is more than synthc generates in one run "
+            f"({MAX_ROWS:,})",
+            (where,),
+            hint=None
+            if where == "max_rows"
+            else "the default cap is 10 x target_rows: set a smaller max_rows",
+        )
     return ir.Target(rows, max(cap, rows))
 
 
