@@ -26,7 +26,8 @@ from typing import IO, TYPE_CHECKING, BinaryIO, Literal, cast
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from runtime.errors import OutputError
+from runtime.contenthash import ContentHash, ContentHasher
+from runtime.errors import ExecutionError, OutputError
 from runtime.plan import OutputFormat
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class WriteResult:
     rows: int
     bytes: int
     llm: LLMSummary | None = None  # what the LLM cells did, for plans that have them
+    content: ContentHash | None = None  # the rows' content hash, whatever the format
 
 
 def write(
@@ -64,10 +66,11 @@ def write(
 
     Raises :class:`OutputError` (naming the path and the reason) when the file cannot be
     written; errors raised by ``frames`` itself propagate unchanged. Either way no
-    partial file is left behind.
+    partial file is left behind. ``WriteResult.content`` hashes the frames as they come
+    in, before any format conversion, so it is the same for every format.
     """
     target = Path(path)
-    counted = _Counted(frames)
+    counted = _Counted(frames, ContentHasher())
     try:
         _check_target(target)
         with _atomic_file(target) as file:
@@ -84,7 +87,7 @@ def write(
         raise _output_error(target, exc) from exc
     finally:
         counted.close()
-    return WriteResult(target, counted.rows, size)
+    return WriteResult(target, counted.rows, size, content=counted.content())
 
 
 def write_stream(frames: Iterable[pl.DataFrame], stream: BinaryIO, fmt: OutputFormat) -> int:
@@ -234,16 +237,26 @@ def _check_flat(df: pl.DataFrame) -> None:
 
 
 class _Counted(Iterator[pl.DataFrame]):
-    """Counts the rows of the frames passing through; ``close`` closes the source."""
+    """Counts the rows of the frames passing through (and hashes them with ``hasher``,
+    if given); ``close`` closes the source."""
 
-    def __init__(self, frames: Iterable[pl.DataFrame]) -> None:
+    def __init__(self, frames: Iterable[pl.DataFrame], hasher: ContentHasher | None = None) -> None:
         self._frames = iter(frames)
+        self._hasher = hasher
         self.rows = 0
 
     def __next__(self) -> pl.DataFrame:
         df = next(self._frames)
         self.rows += df.height
+        if self._hasher is not None:
+            try:
+                self._hasher.update(df)
+            except ExecutionError:
+                self._hasher = None  # a column it cannot hash: write anyway, without a hash
         return df
+
+    def content(self) -> ContentHash | None:
+        return None if self._hasher is None else self._hasher.result()
 
     def close(self) -> None:
         close = getattr(self._frames, "close", None)

@@ -40,7 +40,7 @@ are awaitable versions that keep that loop free while they work. Errors in the s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, TypeAlias
@@ -190,12 +190,21 @@ def with_overrides(
     return plan.with_overrides(rows=rows, seed=seed, models=models)
 
 
-def _llm_options(cache: CacheArg, max_cost: float | None, max_failures: int | str) -> LLMOptions:
+def _llm_options(
+    cache: CacheArg,
+    max_cost: float | None,
+    max_failures: int | str,
+    replay: Sequence[str | os.PathLike[str]] = (),
+    offline: bool = False,
+) -> LLMOptions:
     from synthc.llm import options
 
     if cache is True:
         cache = None
-    return options(cache=cache or None, no_cache=cache is False, max_cost=max_cost, max_failures=max_failures)
+    return options(
+        cache=cache or None, no_cache=cache is False, max_cost=max_cost, max_failures=max_failures,
+        replay=replay, offline=offline,
+    )  # fmt: skip
 
 
 def _check_chunk_rows(chunk_rows: int) -> int:
@@ -217,6 +226,8 @@ def stream(
     cache: CacheArg = None,
     max_cost: float | None = None,
     max_failures: int | str = 0,
+    replay: Sequence[str | os.PathLike[str]] = (),
+    offline: bool = False,
 ) -> Iterator[pl.DataFrame]:
     """The dataset as DataFrame chunks (at most ``chunk_rows`` rows each), in order.
 
@@ -228,7 +239,7 @@ def stream(
     the module docstring.
     """
     plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed, models=models)
-    options = _llm_options(cache, max_cost, max_failures)
+    options = _llm_options(cache, max_cost, max_failures, replay, offline)
     _check_chunk_rows(chunk_rows)
     if not plan.uses_models:
         from runtime.execute import execute
@@ -261,6 +272,8 @@ def generate(
     cache: CacheArg = None,
     max_cost: float | None = None,
     max_failures: int | str = 0,
+    replay: Sequence[str | os.PathLike[str]] = (),
+    offline: bool = False,
 ) -> pl.DataFrame:
     """The whole dataset as one DataFrame (columns in output order, steps applied).
 
@@ -271,7 +284,7 @@ def generate(
 
     frames = stream(
         spec, rows=rows, seed=seed, text=text, path=path, models=models, cache=cache,
-        max_cost=max_cost, max_failures=max_failures,
+        max_cost=max_cost, max_failures=max_failures, replay=replay, offline=offline,
     )  # fmt: skip
     chunks = list(frames)
     return pl.concat(chunks, how="vertical", rechunk=True) if chunks else pl.DataFrame()
@@ -375,6 +388,8 @@ def write(
     cache: CacheArg = None,
     max_cost: float | None = None,
     max_failures: int | str = 0,
+    replay: Sequence[str | os.PathLike[str]] = (),
+    offline: bool = False,
     on_start: Callable[[LLMRun | None], None] | None = None,
 ) -> WriteResult:
     """Generate the dataset and write it to ``out`` atomically (temporary file, then rename).
@@ -397,7 +412,7 @@ def write(
 
     fmt = output_format(out, format)
     plan = with_overrides(_plan(spec, text, path), rows=rows, seed=seed, models=models)
-    options = _llm_options(cache, max_cost, max_failures)
+    options = _llm_options(cache, max_cost, max_failures, replay, offline)
     _check_chunk_rows(chunk_rows)
     _check_flat(plan, fmt)
     with opened(plan, options) as llm:
@@ -442,6 +457,8 @@ def write_stream(
     cache: CacheArg = None,
     max_cost: float | None = None,
     max_failures: int | str = 0,
+    replay: Sequence[str | os.PathLike[str]] = (),
+    offline: bool = False,
 ) -> int:
     """Generate the dataset and write it to the binary stream ``out`` as JSON lines
     (``format="jsonl"``) or CSV, chunk by chunk; returns the number of rows written.
@@ -453,6 +470,6 @@ def write_stream(
     _check_flat(plan, fmt)
     frames = stream(
         plan, chunk_rows=chunk_rows, progress=progress, cache=cache, max_cost=max_cost,
-        max_failures=max_failures,
+        max_failures=max_failures, replay=replay, offline=offline,
     )  # fmt: skip
     return write_frames(frames, out, fmt)
