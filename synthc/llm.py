@@ -51,6 +51,8 @@ def options(
     max_cost: float | None = None,
     max_failures: str | int = 0,
     dry_run: bool = False,
+    replay: Sequence[str | os.PathLike[str]] = (),
+    offline: bool = False,
 ) -> LLMOptions:
     """LLM options from the command line / API arguments; UsageError when one is wrong."""
     from runtime.llm.outcome import FailurePolicy, LLMOptions, default_cache
@@ -62,7 +64,10 @@ def options(
     except ValueError as exc:
         raise UsageError(f"--max-failures: {exc}") from None
     path = None if no_cache else Path(cache) if cache is not None else default_cache()
-    return LLMOptions(cache=path, max_cost=max_cost, max_failures=policy, dry_run=dry_run)
+    packs = tuple(Path(p) for p in replay)
+    return LLMOptions(
+        cache=path, max_cost=max_cost, max_failures=policy, dry_run=dry_run, replay=packs, offline=offline
+    )
 
 
 @contextlib.contextmanager
@@ -181,7 +186,7 @@ def _estimate(plan: Plan, name: str, tally: ColumnTally) -> ColumnEstimate:
     cost = prices.estimate_cost(model.model, prompt_tokens, completion_tokens)
     return ColumnEstimate(
         column=name, alias=col.model, model=model.model, cells=tally.cells - tally.nulls,
-        cached=tally.cached, calls=tally.would_call, prompt_tokens=prompt_tokens,
+        cached=tally.cached + tally.replayed, calls=tally.would_call, prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens, cost=cost,
     )  # fmt: skip
 
@@ -233,7 +238,8 @@ def summary_lines(plan: Plan, run: LLMSummary) -> list[str]:
     for name, tally in run.tallies.items():
         col = plan.column(name)
         alias = getattr(col, "model", "")
-        text = f"  {name} ({_alias_text(plan, alias)}): {tally.cached:,} cached, {tally.called:,} called"
+        replayed = f"{tally.replayed:,} from packs, " if tally.replayed else ""
+        text = f"  {name} ({_alias_text(plan, alias)}): {replayed}{tally.cached:,} cached, {tally.called:,} called"
         if tally.failed:
             text += f", {tally.failed:,} failed"
         lines.append(text)

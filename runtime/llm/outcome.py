@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,45 @@ class TooManyFailures(ExecutionError):
             f" (allowed: {summary.allowed_failures:,}){detail}"
         )
         self.summary = summary
+
+
+class OfflineMiss(ExecutionError):
+    """An offline run needs answers that neither the response packs nor the cache hold.
+
+    ``missing`` holds every such cell found, as (column, row) sorted by row then column
+    (for the LLM source: ("source", call index)); cells whose LLM input is missing are
+    included, since they cannot be asked for either. A run raises it once the chunk in
+    which the first misses were found is complete (``where`` names the rows checked), so
+    later chunks are not examined and no output is written."""
+
+    def __init__(self, missing: Sequence[tuple[str, int]], *, where: str) -> None:
+        self.missing = tuple(sorted(missing, key=lambda cell: (cell[1], cell[0])))
+        self.where = where
+        counts = Counter(column for column, _ in self.missing)
+        per_column = ", ".join(f"{column}: {n:,}" for column, n in sorted(counts.items()))
+        first = ", ".join(_cell_name(column, row) for column, row in self.missing[:OFFLINE_NAMED])
+        more = ", ..." if len(self.missing) > OFFLINE_NAMED else ""
+        count = len(self.missing)
+        super().__init__(
+            f"offline: {count:,} LLM {'cell is' if count == 1 else 'cells are'} missing: in neither the response"
+            f" packs nor the cache ({where}; {per_column}); first: {first}{more}. Run with a cache that holds them"
+            " (where the spec was run), or re-make the pack with `synthc pack` after a run of these rows",
+            column=self.missing[0][0] if self.missing else None,
+            row=self.missing[0][1] if self.missing else None,
+        )
+
+    @property
+    def per_column(self) -> dict[str, int]:
+        return dict(Counter(column for column, _ in self.missing))
+
+
+OFFLINE_NAMED = 5  # missing cells named in OfflineMiss's message
+
+
+def _cell_name(column: str, row: int) -> str:
+    from runtime.llm.records import SOURCE
+
+    return f"source call {row}" if column == SOURCE else f"`{column}` row {row}"
 
 
 class LLMAborted(ExecutionError):
@@ -83,7 +123,15 @@ class FailurePolicy:
 class LLMOptions:
     """How a run treats its LLM cells. ``cache`` None: no cache at all (every cell is
     called); ``dry_run``: render and look up, never call (the cache is then only read,
-    and a missing cache file is not created)."""
+    and a missing cache file is not created).
+
+    ``replay``: response packs (see :mod:`runtime.llm.pack`), read-only, looked up before
+    the cache, in order; their answers are never copied into the cache. ``replay_plan``:
+    when set, each pack must have been made for exactly this plan hash (the spec's plan as
+    compiled, before --rows/--seed/--model), else PackError; None: each pack must name the
+    run plan's spec hash or plan hash (:func:`runtime.llm.pack.check_made_for`).
+    ``offline``: no model is called (no scheduler, no LiteLLM import; the cache is only
+    read): cells in neither a pack nor the cache raise :class:`OfflineMiss`."""
 
     cache: Path | None = field(default_factory=default_cache)
     max_cost: float | None = None
@@ -91,6 +139,9 @@ class LLMOptions:
     dry_run: bool = False
     transport: Transport | None = None
     environ: Mapping[str, str] | None = None
+    replay: tuple[Path, ...] = ()
+    offline: bool = False
+    replay_plan: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +169,8 @@ class ColumnTally:
 
     cells: int = 0  # rows seen
     nulls: int = 0  # nulled by the column's `nulls`
-    cached: int = 0
+    cached: int = 0  # answered from the cache
+    replayed: int = 0  # answered from a response pack
     called: int = 0  # answered by a call in this run
     failed: int = 0
     would_call: int = 0  # dry run: not cached (including cells whose inputs are not known yet)
@@ -130,7 +182,12 @@ class ColumnTally:
 @dataclass(frozen=True)
 class LLMSummary:
     """What a run's LLM cells did: per column tallies, the failed cells (sorted by row),
-    how many failures were allowed, the live counters, and the errors file (if written)."""
+    how many failures were allowed, the live counters, and the errors file (if written).
+
+    ``answered_by`` maps each model alias to the models that actually answered the cells
+    this run used (cached, replayed or called; a fallback when one answered) and how many
+    cells each answered, sorted by alias then model. The properties below count this
+    run only (``calls``, tokens and cost: the requests made now, retries included)."""
 
     tallies: Mapping[str, ColumnTally]
     errors: tuple[CellError, ...]
@@ -138,11 +195,50 @@ class LLMSummary:
     stats: RunStats
     errors_path: Path | None = None
     source_tally: ColumnTally | None = None  # the LLM source's calls, when the plan has one
+    answered_by: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """Whether the failures are within the allowed number."""
         return len(self.errors) <= self.allowed_failures
+
+    @property
+    def all_tallies(self) -> tuple[ColumnTally, ...]:
+        """The columns' tallies, then the source's (when the plan has an LLM source)."""
+        source = (self.source_tally,) if self.source_tally is not None else ()
+        return (*self.tallies.values(), *source)
+
+    @property
+    def calls(self) -> int:
+        """Requests sent to models in this run (retries, repairs and fallbacks included)."""
+        return self.stats.calls
+
+    @property
+    def cache_hits(self) -> int:
+        """Cells (and source calls) answered from the cache."""
+        return sum(t.cached for t in self.all_tallies)
+
+    @property
+    def replayed(self) -> int:
+        """Cells (and source calls) answered from a response pack."""
+        return sum(t.replayed for t in self.all_tallies)
+
+    @property
+    def failures(self) -> int:
+        return len(self.errors)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.stats.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.stats.completion_tokens
+
+    @property
+    def cost(self) -> float:
+        """USD of this run's calls whose model has a price."""
+        return self.stats.cost
 
 
 def write_errors(errors: Sequence[CellError], path: Path) -> None:

@@ -28,7 +28,7 @@ from runtime.llm.prompts import ColumnRequests, Messages
 from runtime.plan import LLMSource, Plan, TemplateColumn
 
 if TYPE_CHECKING:
-    from runtime.cache import Cache
+    from runtime.llm.pack import ResponseLayers
     from runtime.llm.scheduler import CellAnswer, CellFailure, Scheduler
 
 MAX_CALLS_FACTOR = 3
@@ -70,12 +70,14 @@ def source_messages(source: LLMSource, variables: Mapping[str, Any]) -> Messages
 
 
 class RecordSource:
-    """Collects the records of ``plan.source`` through the cache and the scheduler."""
+    """Collects the records of ``plan.source`` through the packs and cache (``layers``)
+    and the scheduler. ``models`` maps each answered call to the model that answered it;
+    after :meth:`frame`, calls ``0..used_calls-1`` are those the rows were taken from."""
 
-    def __init__(self, plan: Plan, cache: Cache | None, variables: Mapping[str, Any]) -> None:
+    def __init__(self, plan: Plan, layers: ResponseLayers, variables: Mapping[str, Any]) -> None:
         source = plan.llm_source
         assert source is not None
-        self.plan, self.source, self.cache = plan, source, cache
+        self.plan, self.source, self.layers = plan, source, layers
         alias = plan.model(self.source.model)
         self.params: dict[str, Any] = json.loads(alias.params)
         self.schema = batch_schema(self.source)
@@ -85,23 +87,28 @@ class RecordSource:
         self.calls_needed = math.ceil(plan.rows / self.source.per_call) if plan.rows else 0
         self.max_calls = self.calls_needed * MAX_CALLS_FACTOR + EXTRA_CALLS
         self.failures: list[tuple[int, CellFailure]] = []
-        self.cached = 0
+        self.cached = 0  # calls answered from the cache
+        self.replayed = 0  # calls answered from a response pack
+        self.models: dict[int, str] = {}
+        self.used_calls = 0
 
     def key(self, k: int) -> str:
         return self._requests.key(self.messages, k)
 
     def cached_answers(self, calls: range) -> dict[int, list[Any]]:
-        """The record lists of the calls in ``calls`` that the cache holds."""
-        if self.cache is None:
-            return {}
+        """The record lists of the calls in ``calls`` that the packs or the cache hold."""
         keys = {self.key(k): k for k in calls}
-        found = self.cache.get_many(keys)
+        found, replayed = self.layers.lookup(keys)
         answers = {}
         for key, response in found.items():
             records = _records(response.text, self.schema)
             if records is not None:
                 answers[keys[key]] = records
-        self.cached += len(answers)
+                self.models[keys[key]] = response.model
+                if key in replayed:
+                    self.replayed += 1
+                else:
+                    self.cached += 1
         return answers
 
     async def ask(self, scheduler: Scheduler, calls: list[int]) -> dict[int, list[Any]]:
@@ -123,7 +130,9 @@ class RecordSource:
                 assert not isinstance(result, CellAnswer)
                 self.failures.append((k, result))
             else:
+                assert isinstance(result, CellAnswer)
                 answers[k] = records
+                self.models[k] = result.response.model
         return answers
 
     def _request(self, k: int) -> Any:
@@ -152,6 +161,7 @@ class RecordSource:
                     if len(rows) == self.plan.rows:
                         break
             k += 1
+        self.used_calls = k
         if len(rows) < self.plan.rows:
             return None
         return self._columns(rows)

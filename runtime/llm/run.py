@@ -15,6 +15,13 @@ How a chunk is filled:
    while their upstream column is still running, and independent columns run at once.
 3. Cells that fail are null; their row and error are kept for ``<out>.errors.jsonl``.
 
+Lookups go through :class:`runtime.llm.pack.ResponseLayers`: the ``replay`` packs first
+(read-only), then the cache. An ``offline`` run never reaches step 2: it fills what the
+packs and the cache hold and raises :class:`OfflineMiss` once a chunk with misses is
+complete (naming them), so it needs no event loop, no scheduler and no LiteLLM.
+The run records which keys it used (:meth:`LLMRun.used_keys`, what a pack exports) and,
+per model alias, which model answered each used cell (``LLMSummary.answered_by``).
+
 Guarantees: the values are the same for any chunk size and any timing (keys depend on
 row order only; every answer comes from the cache or from a call that is then cached). Memory is
 bounded by the chunk: at most one queued request per cell of the chunk, and one worker
@@ -45,7 +52,9 @@ from runtime.llm.outcome import (
     LLMAborted,
     LLMOptions,
     LLMSummary,
+    OfflineMiss,
 )
+from runtime.llm.pack import ResponseLayers
 from runtime.llm.prompts import ColumnRequests, Messages, column_params, output_schema, render_messages
 from runtime.plan import Column, LLMColumn, Plan
 from runtime.samplers.base import Chunk, null_mask
@@ -97,6 +106,17 @@ class LLMRun:
         self._schemas = {col.name: output_schema(col) for col in self.columns}
         self._deps, self._via = dependencies(plan)
         self._cache = _open_cache(options)
+        try:
+            self.layers = ResponseLayers.open(
+                options.replay, self._cache, plan=plan, plan_hash=options.replay_plan
+            )
+        except BaseException:
+            if self._cache is not None:
+                self._cache.close()
+            raise
+        self._used: set[str] = set()
+        self._answered: dict[str, dict[str, int]] = {}
+        self._missing: list[tuple[str, int]] = []
         self._loop: LoopThread | None = None
         self._scheduler: Scheduler | None = None
         self._stats: RunStats | None = None
@@ -121,12 +141,18 @@ class LLMRun:
     def failures(self) -> int:
         return len(self.errors)
 
+    def used_keys(self) -> frozenset[str]:
+        """The cache keys of every answer this run used so far (from a pack, the cache or
+        a call): exactly what a response pack of the run must hold."""
+        return frozenset(self._used)
+
     def records(self) -> pl.DataFrame:
         """The rows of the plan's LLM ``source`` (see :mod:`runtime.llm.records`): from the
-        cache, else asked of the model; a dry run gives nulls for what is not cached."""
+        packs or the cache, else asked of the model; a dry run gives nulls for what is not
+        found, an offline run raises OfflineMiss naming the calls it lacks."""
         from runtime.llm.records import SOURCE, RecordSource, SourceExhausted
 
-        source = RecordSource(self.plan, self._cache, self._vars)
+        source = RecordSource(self.plan, self.layers, self._vars)
         tally = self.source_tally = ColumnTally(cells=source.calls_needed)
         limit = source.calls_needed
         answers = source.cached_answers(range(limit))
@@ -136,6 +162,8 @@ class LLMRun:
                 tally.would_call, tally.rendered = len(missing), len(missing)
                 tally.prompt_chars = len(missing) * sum(len(m["content"]) for m in source.messages)
                 return _null_records(source)
+            if missing and self.options.offline:
+                raise OfflineMiss([(SOURCE, k) for k in missing], where="the source's calls")
             if missing:
                 failures = len(source.failures)
                 answers.update(self._ask_source(source, missing))
@@ -158,7 +186,12 @@ class LLMRun:
             new_limit = min(source.max_calls, limit + max(1, math.ceil(short / source.source.per_call)))
             answers.update(source.cached_answers(range(limit, new_limit)))
             limit = new_limit
-        tally.cached, tally.called = source.cached, len([k for k in answers if answers[k]]) - source.cached
+        tally.cached, tally.replayed = source.cached, source.replayed
+        tally.called = len([k for k in answers if answers[k]]) - source.cached - source.replayed
+        alias = source.source.model
+        for k in range(source.used_calls):
+            if k in source.models:  # a failed call answered nothing
+                self._use(alias, source.key(k), source.models[k])
         return frame
 
     def _ask_source(self, source: Any, calls: list[int]) -> dict[int, list[Any]]:
@@ -172,9 +205,11 @@ class LLMRun:
 
     def summary(self, errors_file: Path | None) -> LLMSummary:
         errors = tuple(sorted(self.errors, key=lambda e: (e.row, e.column)))
+        answered = {alias: dict(sorted(models.items())) for alias, models in sorted(self._answered.items())}
         return LLMSummary(
-            dict(self.tallies), errors, self.allowed_failures, self.stats, errors_file, self.source_tally
-        )
+            dict(self.tallies), errors, self.allowed_failures, self.stats, errors_file, self.source_tally,
+            answered_by=answered,
+        )  # fmt: skip
 
     def fill(self, frame: pl.DataFrame, start: int, stop: int) -> pl.DataFrame:
         """``frame`` (rows ``start..stop-1``, every column not computed from a model) with
@@ -188,6 +223,8 @@ class LLMRun:
                 deferred.append(col)
             else:
                 misses += self._range(col, chunk, 0, chunk.size)
+        if self._missing:  # offline: nothing was asked for
+            raise OfflineMiss(self._missing, where=f"rows {start:,}..{stop - 1:,}")
         if misses or deferred:
             self._loop_run(self._session(chunk, misses, deferred))
         return self._complete(chunk)
@@ -218,6 +255,9 @@ class LLMRun:
         return ColumnRequests(alias.model, column_params(alias, col), output_schema(col), self.plan.seed)
 
     def _scheduler_for_run(self) -> Scheduler:
+        if self.options.offline or self.options.dry_run:
+            # Unreachable: such runs queue no request (and columns come in evaluation order).
+            raise ExecutionError("internal error: an offline or dry run tried to call a model")
         if self._scheduler is None:
             from runtime.llm.scheduler import Route, RouteError, Scheduler
             from runtime.llm.transport import LiteLLMTransport
@@ -256,7 +296,7 @@ class LLMRun:
         messages = self._render(col, sub, skip)
         keys = self._requests[col.name].keys(messages)
         wanted = [k[0] for k in keys if k is not None]
-        found = self._cache.get_many(wanted) if self._cache is not None and wanted else {}
+        found, replayed = self.layers.lookup(wanted) if wanted else ({}, set())
         todo: list[CellRequest] = []
         for offset, (item, keyed) in enumerate(zip(messages, keys, strict=True)):
             r = lo + offset
@@ -266,12 +306,20 @@ class LLMRun:
             response = found.get(key)
             value = self._cached_value(col, response) if response is not None else _MISS
             if value is not _MISS:
+                assert response is not None
                 cells.values[r], cells.status[r] = value, DONE
-                tally.cached += 1
-                self.stats.cache_hits += 1
+                if key in replayed:
+                    tally.replayed += 1
+                else:
+                    tally.cached += 1
+                self.stats.cache_hits += 1  # the progress display's "cached": not called for
+                self._use(col.model, key, response.model)
             elif self.options.dry_run:
                 cells.status[r] = UNKNOWN
                 _note_dry(tally, item)
+            elif self.options.offline:
+                cells.status[r] = UNKNOWN
+                self._missing.append((col.name, chunk.start + r))
             else:
                 assert item is not None
                 todo.append(self._request(col, chunk.start + r, key, occurrence, item))
@@ -309,8 +357,10 @@ class LLMRun:
                 continue
             skip[offset] = True
             if any(chunk.cells[dep].status[r] == UNKNOWN for dep in blocked):
-                cells.status[r] = UNKNOWN  # dry run: needs a call once its inputs exist
+                cells.status[r] = UNKNOWN  # dry or offline run: needs a call once its inputs exist
                 tally.would_call += 1
+                if self.options.offline and not self.options.dry_run:
+                    self._missing.append((col.name, chunk.start + r))
             else:
                 cells.status[r] = FAILED
                 self._failed(
@@ -454,6 +504,13 @@ class LLMRun:
         cells.status[r] = DONE
         self.tallies[cell.column].called += 1
         self._in_a_row = 0
+        self._use(cell.alias, cell.key, result.response.model)
+
+    def _use(self, alias: str, key: str, model: str) -> None:
+        """Note that the run used the answer under ``key``, given by ``model`` for ``alias``."""
+        self._used.add(key)
+        by_model = self._answered.setdefault(alias, {})
+        by_model[model] = by_model.get(model, 0) + 1
 
     def _failed(self, col: LLMColumn, error: CellError) -> None:
         self.errors.append(error)
@@ -518,7 +575,7 @@ _MISS = object()
 def _open_cache(options: LLMOptions) -> Cache | None:
     if options.cache is None:
         return None
-    if options.dry_run:
+    if options.dry_run or options.offline:  # read only; a missing cache is not created
         return Cache.open(options.cache, readonly=True) if options.cache.exists() else None
     return Cache.open(options.cache)
 
