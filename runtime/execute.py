@@ -81,7 +81,9 @@ def execute(
     else:
         cut = first_blocking(plan.steps)
         kept = apply_steps(chunks, plan.steps[:cut], chunk_rows=chunk_rows)
-        frames = apply_steps(_until_target(kept, plan.target), plan.steps[cut:], chunk_rows=chunk_rows)
+        frames = apply_steps(
+            _until_target(kept, plan.target), plan.steps[cut:], chunk_rows=chunk_rows, before=plan.steps[:cut]
+        )
     return _without(frames, hidden_key_names(plan.steps))
 
 
@@ -121,9 +123,11 @@ def generate(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Progress | None = None,
     llm: LLMRun | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """The plan's columns for rows 0..rows-1 in chunks, before any step (plus the hidden
-    shuffle keys the steps need). A plan of zero rows gives one empty chunk.
+    keys the steps need). A plan of zero rows gives one empty chunk. ``rows`` = (start,
+    stop) generates only those rows (a shard): every value is the one a whole run has.
 
     A plan with LLM columns needs ``llm`` (the run's cache, scheduler and failures); with
     None, one with default options is opened and closed here."""
@@ -132,7 +136,7 @@ def generate(
         from runtime.llm.run import LLMRun
 
         with LLMRun(plan, LLMOptions(), sample_column) as own:
-            yield from generate(plan, chunk_rows=chunk_rows, progress=progress, llm=own)
+            yield from generate(plan, chunk_rows=chunk_rows, progress=progress, llm=own, rows=rows)
         return
     later: set[str] = set()
     records = None
@@ -145,7 +149,9 @@ def generate(
         records = llm.records() if isinstance(plan.source, LLMSource) else None
     variables = MappingProxyType(json.loads(plan.vars))
     schema: pl.Schema | None = None
-    for start, stop in chunk_bounds(plan.rows, chunk_rows):
+    first, last = rows if rows is not None else (0, plan.rows)
+    for start, stop in chunk_bounds(last - first, chunk_rows):
+        start, stop = start + first, stop + first
         frame = pl.DataFrame()
         if records is not None:
             fields = records.slice(start, stop - start)

@@ -453,6 +453,7 @@ class Plan:
     source: Source | None = None
     target: Target | None = None
     output: Output | None = None
+    replay: tuple[str, ...] = ()  # response packs (absolute paths) to answer LLM cells from
     spec_hash: str = ""
     format: int = PLAN_FORMAT
     engine: int = ENGINE_VERSION
@@ -599,7 +600,7 @@ def plan_from_json(text: str) -> Plan:
 def plan_hash(plan: Plan) -> str:
     """xxh3-128 (hex) of what decides the output rows; see the module docstring."""
     data = to_data(plan)
-    for key in ("name", "output", "spec_hash"):
+    for key in ("name", "output", "spec_hash", "replay"):
         data.pop(key)
     for model in data["models"]:
         for key in OPERATIONAL_MODEL_FIELDS:

@@ -80,10 +80,17 @@ def hidden_columns(seed: int, steps: Sequence[Step], start: int, stop: int) -> l
     ]
 
 
-def apply_steps(frames: Iterable[pl.DataFrame], steps: Sequence[Step], *, chunk_rows: int) -> Frames:
-    """Chain the steps over ``frames`` lazily; nothing is pulled until the result is."""
+def apply_steps(
+    frames: Iterable[pl.DataFrame], steps: Sequence[Step], *, chunk_rows: int, before: Sequence[Step] = ()
+) -> Frames:
+    """Chain the steps over ``frames`` lazily; nothing is pulled until the result is.
+    ``before`` are the plan's steps already applied upstream (``steps`` continue them),
+    so each step consumes the hidden key column the plan gave it."""
     out: Frames = iter(frames)
-    keys = _Keys(iter(_key_names(steps, Shuffle, _SHUFFLE_KEY)), iter(_key_names(steps, Sample, _SAMPLE_KEY)))
+    whole = [*before, *steps]
+    shuffles = _key_names(whole, Shuffle, _SHUFFLE_KEY)[len(_key_names(before, Shuffle, _SHUFFLE_KEY)) :]
+    samples = _key_names(whole, Sample, _SAMPLE_KEY)[len(_key_names(before, Sample, _SAMPLE_KEY)) :]
+    keys = _Keys(iter(shuffles), iter(samples))
     for step in steps:
         out = _apply(out, step, keys, chunk_rows)
     return out
