@@ -162,6 +162,9 @@ class LLMFlags:
     max_cost: float | None = None
     max_failures: str = "0"
     dry_run: bool = False
+    replay: Sequence[Path] = ()
+    offline: bool = False
+    no_lock: bool = False
 
 
 def run_spec(
@@ -178,23 +181,27 @@ def run_spec(
     """``synthc run``: generate and write (atomically), or stream to stdout with
     ``out="-"``; a progress bar on a terminal and a one-line summary on stderr."""
     from synthc import api, llm
+    from synthc.cli_repro import lock_wanted, write_run_lock
 
     # an unknown format is exit 2 before any work
     if out == "-":
         fmt = api.stream_format(fmt or "jsonl")
     elif out is not None:
         fmt = api.output_format(out, fmt)
-    compiled = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
+    base = api.compile(path=spec)
+    compiled = api.with_overrides(base, rows=rows, seed=seed)
     compiled = compiled.with_overrides(models=llm.parse_model_overrides(flags.models, compiled))
+    packs = (*flags.replay, *(Path(p) for p in compiled.replay))
     options = llm.options(
         cache=flags.cache, no_cache=flags.no_cache, max_cost=flags.max_cost,
-        max_failures=flags.max_failures, dry_run=flags.dry_run,
+        max_failures=flags.max_failures, dry_run=flags.dry_run, replay=packs, offline=flags.offline,
     )  # fmt: skip
     if flags.dry_run:
         return _dry_run(spec, compiled, options)
     llm_args: dict[str, Any] = {
         "cache": False if options.cache is None else options.cache,
         "max_cost": options.max_cost, "max_failures": str(options.max_failures),
+        "replay": packs, "offline": flags.offline,
     }  # fmt: skip
     started = time.perf_counter()
     live = _Live()
@@ -216,10 +223,15 @@ def run_spec(
                 **llm_args,
             )  # fmt: skip
             written = result.rows
+    locked = None
+    if result is not None and lock_wanted(flags.no_lock):
+        locked = write_run_lock(spec, base, compiled, result, target, str(fmt), packs)
     if not quiet:
         seconds = time.perf_counter() - started
         rate = f"{written / seconds:,.0f} rows/s" if seconds > 0 else "- rows/s"
         console.echo(f"wrote {_plural(written, 'row')} to {target} in {seconds:.2f} s ({rate})", err=True)
+        if locked is not None:
+            console.echo(f"lock: {locked}", err=True)
     if result is not None and result.llm is not None:
         if not quiet or not result.llm.ok:
             console.echo("\n".join(llm.summary_lines(compiled, result.llm)), err=True)
@@ -474,6 +486,20 @@ def build_app() -> "typer.Typer":
             help="Failed LLM cells allowed before the exit code is 1 (a count or a percentage).")] = "0",
         dry_run: Annotated[bool, typer.Option("--dry-run",
             help="Render the prompts, look them up in the cache, report the calls and cost; call nothing.")] = False,
+        replay: Annotated[list[Path] | None, typer.Option("--replay", metavar="PACK", show_default=False,
+            help="Answer LLM cells from this response pack first (read-only; repeatable).")] = None,
+        offline: Annotated[bool, typer.Option("--offline",
+            help="Call no model: cells missing from the packs and the cache are an error that names them.")] = False,
+        no_lock: Annotated[bool, typer.Option("--no-lock",
+            help="Do not write <spec>.lock.json (also: SYNTHC_NO_LOCK=1).")] = False,
+        shard: Annotated[str | None, typer.Option("--shard", metavar="K/N", show_default=False,
+            help="Write only shard K of N (a Parquet file for `synthc merge`; no lock).")] = None,
+        executor: Annotated[str, typer.Option("--executor", metavar="NAME",
+            help="local, or ray: run shards as Ray tasks and write a folder of Parquet parts.")] = "local",
+        address: Annotated[str | None, typer.Option("--address", metavar="ADDR", show_default=False,
+            help="With --executor ray: the cluster to join (default: start a local Ray instance).")] = None,
+        shards: Annotated[int | None, typer.Option("--shards", metavar="N", min=1, show_default=False,
+            help="With --executor ray: how many shards (default: the cluster's CPUs).")] = None,
     ) -> int:  # fmt: skip
         """Generate the dataset a spec describes and write it, atomically: on failure no
         partial file is left behind. A progress bar shows on a terminal; a one-line
@@ -482,7 +508,26 @@ def build_app() -> "typer.Typer":
         LLM cells are answered from the cache when it holds them, else by the model; each
         answer is committed as it lands, so an interrupted run continues where it stopped.
         Failed cells are null and listed in OUT.errors.jsonl."""
-        flags = LLMFlags(tuple(model or ()), cache, no_cache, max_cost, max_failures, dry_run)
+        flags = LLMFlags(
+            tuple(model or ()),
+            cache,
+            no_cache,
+            max_cost,
+            max_failures,
+            dry_run,
+            tuple(replay or ()),
+            offline,
+            no_lock,
+        )
+        if shard is not None or executor != "local":
+            from synthc import api
+            from synthc.cli_repro import run_distributed
+
+            plan = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
+            return run_distributed(
+                plan, out, format, shard=shard, executor=executor, address=address, shards=shards,
+                chunk_rows=chunk_rows, quiet=quiet,
+            )  # fmt: skip
         return run_spec(
             spec, out=out, rows=rows, seed=seed, fmt=format, chunk_rows=chunk_rows, quiet=quiet, flags=flags
         )
@@ -526,6 +571,10 @@ def build_app() -> "typer.Typer":
 
         console.echo(llm.cache_clear(_cache_path(cache)))
         return EXIT_OK
+
+    from synthc.cli_repro import register
+
+    register(app, spec_arg, cache_opt)
 
     @app.command(
         short_help="Print the JSON Schema of the spec language.",

@@ -145,7 +145,7 @@ def _compile(text: str, file: str) -> tuple[Plan | None, list[Diagnostic]]:
 # Top-level keys whose schema errors leave the rest checkable (the key falls back to its
 # default); an error anywhere else (columns, synthc, as_of, vars) would only cascade.
 _RECOVERABLE = frozenset(
-    {"rows", "seed", "output", "name", "description", "steps", "target_rows", "max_rows"}
+    {"rows", "seed", "output", "name", "description", "steps", "target_rows", "max_rows", "replay"}
 )
 
 

@@ -117,6 +117,7 @@ def lower(
         source=source,
         target=goal,
         output=_output(state),
+        replay=_replay(state),
         spec_hash=xxhash.xxh3_128_hexdigest(source_text.encode()),
     )
     return plan, state.diags
@@ -593,3 +594,10 @@ def _output(state: _Lowering) -> ir.Output | None:
         )
         return None
     return ir.Output(path, fmt)
+
+
+def _replay(state: _Lowering) -> tuple[str, ...]:
+    """``replay:`` packs as absolute paths (written relative to the spec)."""
+    value = state.data.get("replay")
+    items = [value] if isinstance(value, str) else list(value or [])
+    return tuple(str((state.shape.base_dir / str(item)).resolve()) for item in items)

@@ -51,6 +51,7 @@ class Shape:
 
     kind: str | None = None
     fields: tuple[str, ...] = ()
+    base_dir: Path = Path()
     seeds: dict[str, SeedInfo] = field(default_factory=dict)
     diags: list[Diagnostic] = field(default_factory=list)
 
@@ -59,7 +60,7 @@ def inspect_shape(
     data: Mapping[str, Any], smap: SourceMap, base_dir: Path, skip: frozenset[SpecPath] = frozenset()
 ) -> Shape:
     """The row source and seed files of a schema-valid spec (parts in ``skip`` are left out)."""
-    shape = Shape()
+    shape = Shape(base_dir=base_dir)
     present = [key for key in ROW_SOURCES if key in data]
     for extra in present[1:]:
         shape.diags.append(
