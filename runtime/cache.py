@@ -301,6 +301,29 @@ class Cache:
 
     # ----------------------------------------------------------------------- writing
 
+    def entries(self, batch: int = 10_000) -> Iterator[list[tuple[str, CachedResponse]]]:
+        """Every valid entry, in key order, ``batch`` at a time (a damaged row is skipped)."""
+        last = ""
+        while True:
+            with self._connection("read") as db:
+                rows = db.execute(
+                    f"SELECT {_COLUMNS} FROM responses WHERE key > ? ORDER BY key LIMIT ?", (last, batch)
+                ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            decoded = (_decode(row) for row in rows)
+            yield [(r[0], CachedResponse(r[2], r[1], r[3], r[4], r[5], r[6])) for r in decoded if r is not None]
+
+    def merge_from(self, other: Cache) -> tuple[int, int]:
+        """Copy ``other``'s entries that this cache lacks (an entry already here is kept:
+        same key, same request). Returns (entries read, entries written)."""
+        read = written = 0
+        for items in other.entries():
+            read += len(items)
+            written += self.put_many(items)
+        return read, written
+
     def put(self, key: str, response: CachedResponse) -> CachedResponse:
         """Store ``response`` under ``key``, committed before this returns.
 

@@ -576,6 +576,23 @@ def build_app() -> "typer.Typer":
 
     register(app, spec_arg, cache_opt)
 
+    @cache_app.command("merge", short_help="Copy the entries of other caches into one.")
+    def cache_merge(
+        target: Annotated[
+            Path, typer.Argument(metavar="TARGET", help="The cache to merge into (created if missing).")
+        ],
+        sources: Annotated[
+            list[Path], typer.Argument(metavar="SOURCE...", help="Caches to copy from (only read).")
+        ],
+    ) -> int:
+        """Copy the answers of SOURCE caches that TARGET lacks into TARGET (e.g. the caches of
+        shards run on different machines). Keys are content addresses: an entry TARGET
+        already has is kept, nothing else changes."""
+        from synthc import llm
+
+        console.echo(llm.cache_merge(target, sources))
+        return EXIT_OK
+
     @app.command(
         short_help="Print the JSON Schema of the spec language.",
         epilog="\b\nExample:\n  synthc schema > synthc.schema.json",

@@ -332,3 +332,25 @@ def cache_clear(path: Path) -> str:
     except CacheError as exc:
         raise SynthcError(str(exc)) from None
     return f"removed {removed:,} entries from {path}"
+
+
+def cache_merge(target: Path, sources: Sequence[Path]) -> str:
+    """``synthc cache merge``: copy the entries of ``sources`` that ``target`` lacks into
+    it (created when missing); the sources are only read. Keys are content addresses, so
+    caches of shards, machines or colleagues merge without conflicts."""
+    from runtime.cache import Cache, CacheError
+
+    lines = []
+    try:
+        with Cache.open(target) as into:
+            for source in sources:
+                if source.resolve() == target.resolve():
+                    raise SynthcError(f"{source} is the target cache: name other caches to merge into it")
+                if not source.exists():
+                    raise SynthcError(f"no cache at {source}")
+                with Cache.open(source, readonly=True) as other:
+                    read, written = into.merge_from(other)
+                lines.append(f"merged {source} into {target}: {read:,} entries, {written:,} new")
+    except CacheError as exc:
+        raise SynthcError(str(exc)) from None
+    return "\n".join(lines)

@@ -72,7 +72,11 @@ def verify(
     if plan_hash(base) != data["plan_hash"]:
         return Verdict(False, _changed_lines(spec, lock_file, base, data))
     plan = _locked_plan(base, data)
-    content, frame = _regenerate(spec, plan, data, packs, cache, against)
+    options = _offline_options(spec, plan, data, packs, cache)
+    content, _ = _regenerate(plan, options, keep=False)
+    frame = None
+    if content.total != data["content"].get("hash") and _reference(spec, data, against) is not None:
+        _, frame = _regenerate(plan, options, keep=True)  # again, keeping the rows to count
     return _compare(spec, lock_file, data, content, frame, against)
 
 
@@ -112,25 +116,17 @@ def _locked_plan(base: Plan, data: dict[str, Any]) -> Plan:
     return plan.with_overrides(models=models) if models else plan
 
 
-def _regenerate(
-    spec: Path,
-    plan: Plan,
-    data: dict[str, Any],
-    packs: tuple[Path, ...],
-    cache: Path | None,
-    against: Path | None,
-) -> tuple[ContentHash, pl.DataFrame | None]:
-    """The content hash of the regenerated rows (and the rows themselves when a locked
-    output file is there to count differing rows against)."""
+def _regenerate(plan: Plan, options: Any, *, keep: bool) -> tuple[ContentHash, pl.DataFrame | None]:
+    """The content hash of the regenerated rows, and the rows themselves with ``keep``
+    (only done after a mismatch, to count the differing rows: memory stays one chunk)."""
     import polars as pl
 
     from runtime.contenthash import ContentHasher
     from runtime.execute import execute
     from synthc.llm import opened
 
-    keep = _reference(spec, data, against) is not None
     hasher, kept = ContentHasher(), []
-    with opened(plan, _offline_options(spec, plan, data, packs, cache)) as llm:
+    with opened(plan, options) as llm:
         for frame in execute(plan, llm=llm):
             hasher.update(frame)
             if keep:

@@ -192,3 +192,19 @@ def test_bad_packs_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
     table.with_columns(pl.col("text").str.replace("^.", "X")).write_parquet(tampered, metadata=meta)
     assert cli("run", spec, "--replay", tampered, "--offline", "--out", out, "--no-lock") == 1
     assert "modified" in capsys.readouterr().err and not out.exists()
+
+
+def test_cache_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = make(tmp_path, LLM_SPEC, "tickets.yaml")
+    a, b, merged = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "m.db"
+    assert cli("run", spec, "--rows", "10", "--cache", a, "--out", tmp_path / "a.parquet", "--quiet", "--no-lock") == 0
+    assert cli("run", spec, "--cache", b, "--out", tmp_path / "b.parquet", "--quiet", "--no-lock") == 0
+    assert cli("cache", "merge", merged, a, b) == 0
+    out = capsys.readouterr().out
+    assert "merged" in out and "20 entries, 20 new" in out and "60 entries, 40 new" in out
+    # the merged cache answers the whole run offline
+    again = tmp_path / "c.parquet"
+    assert cli("run", spec, "--cache", merged, "--offline", "--out", again, "--quiet", "--no-lock") == 0
+    assert pl.read_parquet(again).equals(pl.read_parquet(tmp_path / "b.parquet"))
+    assert cli("cache", "merge", merged, merged) == 1
+    assert cli("cache", "merge", merged, tmp_path / "nope.db") == 1
