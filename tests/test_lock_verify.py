@@ -208,3 +208,11 @@ def test_cache_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert pl.read_parquet(again).equals(pl.read_parquet(tmp_path / "b.parquet"))
     assert cli("cache", "merge", merged, merged) == 1
     assert cli("cache", "merge", merged, tmp_path / "nope.db") == 1
+
+
+def test_the_committed_quickstart_verifies_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    """examples/quickstart.lock.json and .responses.parquet are committed: a clean checkout
+    regenerates the quickstart's 1,000 rows, LLM column included, with no cache."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    assert cli("verify", examples / "quickstart.yaml") == 0
+    assert "verified: quickstart.yaml regenerates the data in quickstart.lock.json" in capsys.readouterr().out
