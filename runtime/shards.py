@@ -8,6 +8,16 @@ shard, so :func:`merge_shards` applies them while joining the shard files in ord
 Every value is keyed by its row index, never by the shard, so the merged rows are
 exactly those of a single-process run (their content hash is equal).
 
+LLM cells: a cell's cache key counts identical requests of its column in every earlier
+row, so a shard first counts the rows before it without calling (see
+:mod:`runtime.llm.run`) and its keys are the whole run's: shards can share one cache, or
+keep their own and combine them (``synthc cache merge``); the union of their entries is a
+whole run's. A column that reads another LLM column needs that column's answers for the
+earlier rows: run the shards in order with a shared (or merged) cache. Shards whose LLM
+columns read no other LLM column run in any order, each with its own cache. An LLM
+source's shard collects the records of rows ``[0, stop)`` (a prefix of the whole run's
+calls, with the same keys) and keeps its own.
+
 A shard file is Parquet and carries what the merge needs in its key-value metadata:
 the whole plan, the shard's place (K/N) and its row range. It keeps the hidden key
 columns (``__shuffle_key_0``, ...) that the global steps consume.
@@ -19,6 +29,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -37,6 +48,10 @@ from runtime.plan import (
     plan_hash,
     plan_to_json,
 )
+
+if TYPE_CHECKING:
+    from runtime.llm.outcome import LLMOptions
+    from runtime.llm.run import LLMRun
 
 SHARD_FORMAT = 1
 _META = "synthc.shard"
@@ -87,27 +102,70 @@ def split_steps(steps: Sequence[Step]) -> tuple[tuple[Step, ...], tuple[Step, ..
 
 def check_shardable(plan: Plan) -> None:
     """ShardError when the plan cannot be split (the message says what to do instead)."""
-    if plan.uses_models:
-        raise ShardError(
-            "this spec has LLM columns or an LLM source: sharded runs of LLM cells are not supported yet "
-            "(their cache keys count identical prompts across every earlier row); run it whole"
-        )
     if plan.target is not None:
         raise ShardError(
             "a spec with target_rows cannot be sharded: how many rows to generate is only known at the end"
         )
 
 
-def shard_frames(plan: Plan, shard: Shard, *, chunk_rows: int) -> Iterator[pl.DataFrame]:
-    """The shard's rows after the row-local steps, hidden keys of the global steps kept."""
-    from runtime.execute import generate
+def shard_frames(
+    plan: Plan,
+    shard: Shard,
+    *,
+    chunk_rows: int,
+    llm_options: LLMOptions | None = None,
+    llm: LLMRun | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The shard's rows after the row-local steps, hidden keys of the global steps kept.
+
+    A plan with LLM columns or an LLM source runs them through ``llm`` (the caller's run,
+    opened with :func:`open_shard_llm` for this shard, so the caller can read its summary
+    afterwards) or else through a run opened here with ``llm_options`` (default options when
+    None) and closed when the stream ends, raising TooManyFailures after the last row when
+    more cells failed than its ``max_failures`` allows. Either way the rows before the shard are
+    counted first (no call; see :mod:`runtime.llm.run`); that can raise
+    :class:`runtime.llm.outcome.UpstreamMissing` when an LLM column reads another whose
+    earlier answers are in no cache or pack. Nothing happens until the stream is pulled."""
     from runtime.steps import apply_steps
 
     check_shardable(plan)
     local, _ = split_steps(plan.steps)
-    start, stop = shard.rows(plan.rows)
-    chunks = generate(plan, chunk_rows=chunk_rows, rows=(start, stop))
+    chunks = _shard_chunks(plan, shard, chunk_rows, llm_options, llm)
     return apply_steps(chunks, local, chunk_rows=chunk_rows)
+
+
+def open_shard_llm(plan: Plan, shard: Shard, options: LLMOptions) -> LLMRun:
+    """The LLM side of ``plan``'s shard ``shard`` (a context manager, like any LLMRun)."""
+    from runtime.execute import sample_column
+    from runtime.llm.run import LLMRun
+
+    return LLMRun(plan, options, sample_column, shard=shard)
+
+
+def _shard_chunks(
+    plan: Plan, shard: Shard, chunk_rows: int, options: LLMOptions | None, llm: LLMRun | None
+) -> Iterator[pl.DataFrame]:
+    from runtime.execute import generate
+
+    start, stop = shard.rows(plan.rows)
+    if not plan.uses_models:
+        yield from generate(plan, chunk_rows=chunk_rows, rows=(start, stop))
+        return
+    if llm is None:
+        from runtime.llm.outcome import LLMOptions, TooManyFailures
+
+        with open_shard_llm(plan, shard, options or LLMOptions()) as own:
+            yield from _shard_chunks(plan, shard, chunk_rows, None, own)
+            summary = own.summary(None)
+        if not summary.ok:  # after the last row, before the writer renames its file into place
+            raise TooManyFailures(summary)
+        return
+    if llm.shard != shard:
+        raise ShardError(f"internal error: shard {shard} was given an LLM run opened for {llm.shard}")
+    if start > 0:  # the counting pass: the rows before the shard, model-dependent columns left null
+        for _ in generate(plan, chunk_rows=chunk_rows, llm=llm, rows=(0, start)):
+            pass
+    yield from generate(plan, chunk_rows=chunk_rows, llm=llm, rows=(start, stop))
 
 
 def shard_metadata(plan: Plan, shard: Shard) -> dict[str, str]:

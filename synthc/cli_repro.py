@@ -155,13 +155,20 @@ def register(app: "typer.Typer", spec_arg: Any, cache_opt: Any) -> None:
 
 
 def run_shard(
-    plan: "Plan", shard_text: str, out: str | None, fmt: str | None, *, chunk_rows: int, quiet: bool
+    plan: "Plan",
+    shard_text: str,
+    out: str | None,
+    fmt: str | None,
+    *,
+    chunk_rows: int,
+    quiet: bool,
+    llm_options: Any = None,
 ) -> int:
-    """``synthc run --shard K/N``: write shard K's rows (Parquet, with what the merge needs)."""
+    """``synthc run --shard K/N``: write shard K's rows (Parquet, with what the merge needs).
+    LLM cells run with ``llm_options`` (cache, packs, offline, failures) like `synthc run`."""
     import time
 
-    from runtime.shards import Shard, ShardError, check_shardable, shard_frames, shard_metadata
-    from runtime.writers import write
+    from runtime.shards import Shard, ShardError, check_shardable
     from synthc.errors import SynthcError, UsageError
 
     try:
@@ -179,17 +186,50 @@ def run_shard(
     except ShardError as exc:
         raise SynthcError(str(exc)) from None
     started = time.perf_counter()
-    result = write(shard_frames(plan, shard, chunk_rows=chunk_rows), Path(out), "parquet",
-                   metadata=shard_metadata(plan, shard))  # fmt: skip
-    if not quiet:
+    rows, lines, ok = _write_shard_file(plan, shard, Path(out), chunk_rows, llm_options)
+    if not quiet or not ok:
         start, stop = shard.rows(plan.rows)
         seconds = time.perf_counter() - started
         console.echo(
-            f"wrote shard {shard} (rows {start:,}..{stop - 1:,} of {plan.rows:,}; {result.rows:,} after the "
+            f"wrote shard {shard} (rows {start:,}..{stop - 1:,} of {plan.rows:,}; {rows:,} after the "
             f"row-local steps) to {out} in {seconds:.2f} s",
             err=True,
         )
+        if lines:
+            console.echo("\n".join(lines), err=True)
+    if not ok:
+        console.echo("error: more LLM cells failed than --max-failures allows", err=True)
+        return 1
     return 0
+
+
+def _write_shard_file(
+    plan: "Plan", shard: Any, out: Path, chunk_rows: int, options: Any
+) -> tuple[int, list[str], bool]:
+    """(rows written, LLM summary lines, whether failures are within the allowed number)."""
+    from runtime.shards import open_shard_llm, shard_frames, shard_metadata
+    from runtime.writers import write
+
+    metadata = shard_metadata(plan, shard)
+    if not plan.uses_models:
+        result = write(shard_frames(plan, shard, chunk_rows=chunk_rows), out, "parquet", metadata=metadata)
+        return result.rows, [], True
+    from runtime.cache import CacheError
+    from runtime.llm.outcome import errors_path, write_errors
+    from synthc import llm
+    from synthc.errors import SynthcError
+
+    try:
+        run = open_shard_llm(plan, shard, options if options is not None else llm.options())
+    except CacheError as exc:
+        raise SynthcError(str(exc)) from None
+    with run:
+        frames = shard_frames(plan, shard, chunk_rows=chunk_rows, llm=run)
+        result = write(frames, out, "parquet", metadata=metadata)
+        side = errors_path(out)
+        write_errors(run.errors, side)
+        summary = run.summary(side if run.errors else None)
+    return result.rows, llm.summary_lines(plan, summary), bool(summary.ok)
 
 
 def merge_shards(out: Path, shards: list[Path], fmt: str | None, *, chunk_rows: int, quiet: bool) -> int:
@@ -221,6 +261,7 @@ def run_distributed(
     shards: int | None,
     chunk_rows: int,
     quiet: bool,
+    llm_options: Any = None,
 ) -> int:
     """``synthc run`` with ``--shard`` or ``--executor ray``."""
     from synthc.errors import UsageError
@@ -231,7 +272,7 @@ def run_distributed(
         if address is not None or shards is not None:
             raise UsageError("--address and --shards go with --executor ray")
         assert shard is not None
-        return run_shard(plan, shard, out, fmt, chunk_rows=chunk_rows, quiet=quiet)
+        return run_shard(plan, shard, out, fmt, chunk_rows=chunk_rows, quiet=quiet, llm_options=llm_options)
     if shard is not None:
         raise UsageError("--shard runs one shard here; --executor ray runs them all: give one of them")
     return run_ray(plan, out, fmt, address=address, shards=shards, chunk_rows=chunk_rows, quiet=quiet)

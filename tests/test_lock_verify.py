@@ -197,7 +197,12 @@ def test_bad_packs_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_cache_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = make(tmp_path, LLM_SPEC, "tickets.yaml")
     a, b, merged = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "m.db"
-    assert cli("run", spec, "--rows", "10", "--cache", a, "--out", tmp_path / "a.parquet", "--quiet", "--no-lock") == 0
+    assert (
+        cli(
+            "run", spec, "--rows", "10", "--cache", a, "--out", tmp_path / "a.parquet", "--quiet", "--no-lock"
+        )
+        == 0
+    )
     assert cli("run", spec, "--cache", b, "--out", tmp_path / "b.parquet", "--quiet", "--no-lock") == 0
     assert cli("cache", "merge", merged, a, b) == 0
     out = capsys.readouterr().out

@@ -147,23 +147,49 @@ def test_bad_merges_are_refused_and_write_nothing(tmp_path: Path, capsys: pytest
     assert "not a synthc shard" in capsys.readouterr().err
 
 
-def test_llm_and_target_specs_are_not_sharded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    llm = (
-        "synthc: 1\nrows: 4\nmodels:\n  w: {model: fake/writer}\ncolumns:\n"
-        "  x: {type: int, min: 1, max: 9}\n  t: {type: llm, model: w, prompt: 'about {{ x }}'}\n"
-    )
+def test_target_specs_are_not_sharded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = (
         "synthc: 1\ntarget_rows: 5\ncolumns:\n  x: {type: int, min: 1, max: 9}\nsteps:\n  - filter: 'x > 3'\n"
     )
-    for name, text in (("llm", llm), ("target", target)):
-        spec = tmp_path / f"{name}.yaml"
-        spec.write_text(text)
-        out = tmp_path / f"{name}.parquet"
-        assert run(["run", str(spec), "--shard", "1/2", "--out", str(out)]) == 1
-        assert not out.exists()
-    err = capsys.readouterr().err
-    assert "not supported yet" in err and "target_rows" in err
+    spec = tmp_path / "target.yaml"
+    spec.write_text(target)
+    out = tmp_path / "target.parquet"
+    assert run(["run", str(spec), "--shard", "1/2", "--out", str(out)]) == 1
+    assert not out.exists()
+    assert "target_rows" in capsys.readouterr().err
     with pytest.raises(ShardError):
         from runtime.shards import check_shardable
 
         check_shardable(compile_source(target))
+
+
+def test_llm_shards_through_the_cli_equal_a_whole_run(tmp_path: Path) -> None:
+    """Shards of a spec with a dependent LLM column, sharing one cache, merge into the
+    whole run's rows (the offline fake model; the HTTP cases are in test_llm_shards.py)."""
+    text = (
+        "synthc: 1\nrows: 40\nmodels:\n  w: {model: fake/writer}\ncolumns:\n"
+        "  topic: {type: category, values: [a, b]}\n"
+        "  body: {type: llm, model: w, prompt: 'about {{ topic }}'}\n"
+        "  reply: {type: llm, model: w, prompt: 'answer {{ body }}'}\n"
+    )
+    spec = tmp_path / "llm.yaml"
+    spec.write_text(text)
+    cache = tmp_path / "shared.db"
+    whole = tmp_path / "whole.parquet"
+    assert (
+        run(
+            ["run", str(spec), "--out", str(whole), "--cache", str(tmp_path / "w.db"), "--quiet", "--no-lock"]
+        )
+        == 0
+    )
+    parts = []
+    for k in (1, 2, 3):
+        part = tmp_path / f"p{k}.parquet"
+        assert (
+            run(["run", str(spec), "--shard", f"{k}/3", "--out", str(part), "--cache", str(cache), "--quiet"])
+            == 0
+        )
+        parts.append(str(part))
+    merged = tmp_path / "merged.parquet"
+    assert run(["merge", str(merged), *parts, "--quiet"]) == 0
+    assert pl.read_parquet(merged).equals(pl.read_parquet(whole))

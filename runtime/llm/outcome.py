@@ -79,6 +79,25 @@ def _cell_name(column: str, row: int) -> str:
     return f"source call {row}" if column == SOURCE else f"`{column}` row {row}"
 
 
+class UpstreamMissing(ExecutionError):
+    """A shard cannot count the requests of the rows before it: ``column`` reads the LLM
+    column ``upstream``, whose answer for an earlier ``row`` is in neither the response packs
+    nor the cache, so the prompts of ``column`` in the rows before ``first_row`` (the
+    shard's first) are unknown. ``shard`` names the shard (``"2/3"``)."""
+
+    def __init__(self, *, shard: str, column: str, upstream: str, row: int, first_row: int) -> None:
+        super().__init__(
+            f"shard {shard} (rows from {first_row:,}): column `{column}` reads `{upstream}`, whose answer for"
+            f" row {row:,} (an earlier shard's) is in neither the response packs nor the cache; a shard needs"
+            f" the `{upstream}` answers of every row before it to number its identical prompts as a whole run"
+            " does. Run the earlier shards first with a shared cache (or combine their caches with"
+            " `synthc cache merge`), or run the spec unsharded",
+            column=column,
+            row=row,
+        )
+        self.shard, self.upstream, self.first_row = shard, upstream, first_row
+
+
 class LLMAborted(ExecutionError):
     """The run stopped before its end (budget spent, provider down, a wait too long).
     Everything answered so far is in the cache; a rerun continues from there."""

@@ -11,6 +11,13 @@ rows. So the rows depend only on the answers of calls 0..k, which the cache hold
 rerun gives the same rows without calling. When the calls made run out of distinct
 records, more calls are made, up to ``MAX_CALLS_FACTOR`` times the calls first needed;
 past that the run stops with a message saying how many distinct records the model gave.
+
+Shards: a shard that makes rows ``[start, stop)`` needs the first ``stop`` distinct
+records, so it collects with ``rows=stop`` (the cap on calls stays the whole run's). It
+makes a prefix of the whole run's calls (no more: a call is only added while the prefix
+holds fewer distinct records than wanted, and each call adds at most ``per_call``), with
+the same keys, so the rows it keeps are the whole run's and its cache entries are a subset
+of the whole run's; the last shard makes exactly the whole run's calls.
 """
 
 from __future__ import annotations
@@ -18,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from runtime.errors import ExecutionError
+from runtime.llm.outcome import CellError, ColumnTally, LLMAborted, OfflineMiss
 from runtime.llm.prompts import ColumnRequests, Messages
 from runtime.plan import LLMSource, Plan, TemplateColumn
 
@@ -74,18 +82,22 @@ class RecordSource:
     and the scheduler. ``models`` maps each answered call to the model that answered it;
     after :meth:`frame`, calls ``0..used_calls-1`` are those the rows were taken from."""
 
-    def __init__(self, plan: Plan, layers: ResponseLayers, variables: Mapping[str, Any]) -> None:
+    def __init__(
+        self, plan: Plan, layers: ResponseLayers, variables: Mapping[str, Any], *, rows: int | None = None
+    ) -> None:
         source = plan.llm_source
         assert source is not None
         self.plan, self.source, self.layers = plan, source, layers
+        self.rows = plan.rows if rows is None else rows  # the records wanted (a shard's stop)
         alias = plan.model(self.source.model)
         self.params: dict[str, Any] = json.loads(alias.params)
         self.schema = batch_schema(self.source)
         self.record_schema: dict[str, Any] = json.loads(self.source.schema)
         self.messages = source_messages(self.source, variables)
         self._requests = ColumnRequests(alias.model, self.params, self.schema, plan.seed)
-        self.calls_needed = math.ceil(plan.rows / self.source.per_call) if plan.rows else 0
-        self.max_calls = self.calls_needed * MAX_CALLS_FACTOR + EXTRA_CALLS
+        self.calls_needed = math.ceil(self.rows / self.source.per_call)
+        whole = math.ceil(plan.rows / self.source.per_call)
+        self.max_calls = whole * MAX_CALLS_FACTOR + EXTRA_CALLS  # the whole run's cap, for any shard
         self.failures: list[tuple[int, CellFailure]] = []
         self.cached = 0  # calls answered from the cache
         self.replayed = 0  # calls answered from a response pack
@@ -145,24 +157,24 @@ class RecordSource:
         )  # fmt: skip
 
     def frame(self, answers: Mapping[int, list[Any]]) -> pl.DataFrame | None:
-        """The rows from the answers of calls 0, 1, ... in order (stopping at the first
-        call without an answer), or None when they hold fewer distinct records than rows."""
+        """The first ``rows`` records from the answers of calls 0, 1, ... in order (stopping
+        at the first call without an answer), or None when they hold fewer distinct records."""
         from runtime.llm.structured import conform
 
         seen: set[str] = set()
         rows: list[Any] = []
         k = 0
-        while k in answers and len(rows) < self.plan.rows:
+        while k in answers and len(rows) < self.rows:
             for record in answers[k]:
                 text = json.dumps(record, sort_keys=True, ensure_ascii=False)
                 if text not in seen:
                     seen.add(text)
                     rows.append(conform(record, self.record_schema))
-                    if len(rows) == self.plan.rows:
+                    if len(rows) == self.rows:
                         break
             k += 1
         self.used_calls = k
-        if len(rows) < self.plan.rows:
+        if len(rows) < self.rows:
             return None
         return self._columns(rows)
 
@@ -175,6 +187,74 @@ class RecordSource:
         dtype = struct_dtype(self.record_schema)
         assert isinstance(dtype, pl.Struct)
         return pl.Series("records", rows, dtype=dtype).struct.unnest()
+
+
+Ask = Callable[[list[int]], dict[int, list[Any]]]
+
+
+def collect(
+    source: RecordSource,
+    tally: ColumnTally,
+    *,
+    ask: Ask | None,
+    dry_run: bool,
+    errors: list[CellError],
+    use: Callable[[str, str, str], None],
+) -> pl.DataFrame:
+    """The first ``source.rows`` records: from the packs or the cache, else from ``ask``
+    (the model; None: offline, so a missing call raises OfflineMiss). A dry run gives nulls
+    for the source's rows when calls are missing. Failed calls go to ``errors``; ``use``
+    is told (alias, key, answering model) of each call the rows come from; ``tally`` counts."""
+    limit = source.calls_needed
+    answers = source.cached_answers(range(limit))
+    while (frame := source.frame(answers)) is None:
+        missing = [k for k in range(limit) if k not in answers]
+        if dry_run:
+            tally.would_call, tally.rendered = len(missing), len(missing)
+            tally.prompt_chars = len(missing) * sum(len(m["content"]) for m in source.messages)
+            return _null_records(source)
+        if missing and ask is None:
+            raise OfflineMiss([(SOURCE, k) for k in missing], where="the source's calls")
+        if missing:
+            assert ask is not None
+            _ask_missing(source, missing, ask, answers, errors)
+            continue
+        if limit >= source.max_calls:
+            raise SourceExhausted(
+                f"the model gave {source.distinct(answers):,} distinct records in {limit:,} calls, fewer than "
+                f"the {source.plan.rows:,} rows asked for: lower `rows`, raise `per_call`, or vary the prompt"
+            )
+        short = source.rows - source.distinct(answers)
+        new_limit = min(source.max_calls, limit + max(1, math.ceil(short / source.source.per_call)))
+        answers.update(source.cached_answers(range(limit, new_limit)))
+        limit = new_limit
+    tally.cached, tally.replayed = source.cached, source.replayed
+    tally.called = len([k for k in answers if answers[k]]) - source.cached - source.replayed
+    for k in range(source.used_calls):
+        if k in source.models:  # a failed call answered nothing
+            use(source.source.model, source.key(k), source.models[k])
+    return frame
+
+
+def _ask_missing(
+    source: RecordSource, missing: list[int], ask: Ask, answers: dict[int, list[Any]], errors: list[CellError]
+) -> None:
+    """Ask the model for ``missing`` calls into ``answers``; a failed call answers no record
+    (later calls make up for it) and is recorded; LLMAborted when every one failed."""
+    failures = len(source.failures)
+    answers.update(ask(missing))
+    for k, failure in source.failures[failures:]:
+        answers[k] = []
+        errors.append(CellError(k, SOURCE, failure.kind, failure.message, failure.model, failure.attempts))
+    if len(source.failures) - failures == len(missing):
+        raise LLMAborted(f"every call for the source's records failed; last: {errors[-1].message}")
+
+
+def _null_records(source: RecordSource) -> pl.DataFrame:
+    from runtime.llm.structured import struct_dtype
+
+    dtype = struct_dtype(source.record_schema)
+    return pl.Series("records", [None] * source.plan.rows, dtype=dtype).struct.unnest()
 
 
 def _records(text: str, schema: Mapping[str, Any]) -> list[Any] | None:

@@ -26,13 +26,27 @@ Guarantees: the values are the same for any chunk size and any timing (keys depe
 row order only; every answer comes from the cache or from a call that is then cached). Memory is
 bounded by the chunk: at most one queued request per cell of the chunk, and one worker
 per unit of concurrency.
+
+Shards (``shard=Shard(k, n)``, rows ``[start, stop)``): a key's occurrence index counts
+identical requests in *every* earlier row, so before its first row a shard makes a
+counting pass: the executor generates rows ``[0, start)`` without their model-dependent
+columns (:func:`runtime.shards.shard_frames` runs it) and :meth:`LLMRun.fill` of those
+chunks renders each LLM column's prompts and feeds them to its occurrence counter exactly
+as a whole run would, with no call and no tally. The rows a whole run would not ask for
+(``nulls``, a null LLM input) are skipped the same way; a column that reads another LLM
+column needs that column's earlier answers, looked up read-only in the packs and the
+cache (:class:`UpstreamMissing` when one is in neither). Then rows ``[start, stop)`` run as
+usual, so every key, and so every value, is the whole run's. Cost of the pass: ``start``
+rows rendered, no call; memory: a chunk plus the occurrence maps. An LLM source collects
+the records of rows ``[0, stop)`` (:mod:`runtime.llm.records`). Caveat: a whole run whose
+upstream cell *failed* skips the dependent cell, while the pass, finding no answer,
+raises: a shard assumes the earlier shards ended without failed cells.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -40,11 +54,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import polars as pl
 
 from runtime.cache import Cache, CachedResponse
 from runtime.errors import ExecutionError
-from runtime.llm.graph import dependencies
+from runtime.llm.graph import dependencies, model_dependent
 from runtime.llm.loop import CallsGC, LoopThread
 from runtime.llm.outcome import (
     CellError,
@@ -53,11 +68,13 @@ from runtime.llm.outcome import (
     LLMOptions,
     LLMSummary,
     OfflineMiss,
+    UpstreamMissing,
 )
 from runtime.llm.pack import ResponseLayers
 from runtime.llm.prompts import ColumnRequests, Messages, column_params, output_schema, render_messages
 from runtime.plan import Column, LLMColumn, Plan
 from runtime.samplers.base import Chunk, null_mask
+from runtime.shards import Shard
 
 if TYPE_CHECKING:
     from runtime.llm.scheduler import CellAnswer, CellFailure, CellRequest, RunStats, Scheduler
@@ -91,20 +108,33 @@ class _Cells:
 
 class LLMRun:
     """The LLM side of one run of ``plan``; use as a context manager (closes the cache,
-    the event loop and LiteLLM's connections)."""
+    the event loop and LiteLLM's connections).
 
-    def __init__(self, plan: Plan, options: LLMOptions, sample: Sampler) -> None:
+    ``shard``: the run makes only that shard's rows ``[start, stop)``; the executor must
+    first pass it rows ``[0, start)`` (the counting pass, see the module docstring), then
+    the shard's rows. The failure budget is then a fraction of the shard's cells."""
+
+    def __init__(
+        self, plan: Plan, options: LLMOptions, sample: Sampler, *, shard: Shard | None = None
+    ) -> None:
         self.plan = plan
         self.options = options
         self._sample = sample
+        self.shard = shard
+        self.first_row, self.stop_row = shard.rows(plan.rows) if shard is not None else (0, plan.rows)
+        self._counted = 0  # the counting pass has fed rows [0, _counted) to the occurrence counters
         self.columns = plan.llm_columns()
         self.tallies = {col.name: ColumnTally() for col in self.columns}
         self.errors: list[CellError] = []
-        calls = plan.rows * len(self.columns) + (plan.rows if plan.llm_source is not None else 0)
+        rows = self.stop_row - self.first_row
+        calls = rows * len(self.columns) + (rows if plan.llm_source is not None else 0)
         self.allowed_failures = options.max_failures.allowed(calls)
         self._requests = {col.name: self._column_requests(col) for col in self.columns}
         self._schemas = {col.name: output_schema(col) for col in self.columns}
         self._deps, self._via = dependencies(plan)
+        self._upstream = set().union(*self._deps.values())  # LLM columns another one reads
+        self._later = model_dependent(plan)
+        self._records: pl.DataFrame | None = None
         self._cache = _open_cache(options)
         try:
             self.layers = ResponseLayers.open(
@@ -149,50 +179,27 @@ class LLMRun:
     def records(self) -> pl.DataFrame:
         """The rows of the plan's LLM ``source`` (see :mod:`runtime.llm.records`): from the
         packs or the cache, else asked of the model; a dry run gives nulls for what is not
-        found, an offline run raises OfflineMiss naming the calls it lacks."""
-        from runtime.llm.records import SOURCE, RecordSource, SourceExhausted
+        found, an offline run raises OfflineMiss naming the calls it lacks. A shard's run
+        gives rows ``[0, stop)`` (the whole run's first ``stop`` records). Collected once:
+        later calls return the same frame."""
+        if self._records is None:
+            self._records = self._collect_records()
+        return self._records
 
-        source = RecordSource(self.plan, self.layers, self._vars)
-        tally = self.source_tally = ColumnTally(cells=source.calls_needed)
-        limit = source.calls_needed
-        answers = source.cached_answers(range(limit))
-        while (frame := source.frame(answers)) is None:
-            missing = [k for k in range(limit) if k not in answers]
-            if self.options.dry_run:
-                tally.would_call, tally.rendered = len(missing), len(missing)
-                tally.prompt_chars = len(missing) * sum(len(m["content"]) for m in source.messages)
-                return _null_records(source)
-            if missing and self.options.offline:
-                raise OfflineMiss([(SOURCE, k) for k in missing], where="the source's calls")
-            if missing:
-                failures = len(source.failures)
-                answers.update(self._ask_source(source, missing))
-                for k, failure in source.failures[failures:]:
-                    answers[k] = []  # its records are missing; later calls make up for them
-                    self.errors.append(
-                        CellError(k, SOURCE, failure.kind, failure.message, failure.model, failure.attempts)
-                    )
-                if len(source.failures) - failures == len(missing):
-                    raise LLMAborted(
-                        f"every call for the source's records failed; last: {self.errors[-1].message}"
-                    )
-                continue
-            if limit >= source.max_calls:
-                raise SourceExhausted(
-                    f"the model gave {source.distinct(answers):,} distinct records in {limit:,} calls, fewer than "
-                    f"the {self.plan.rows:,} rows asked for: lower `rows`, raise `per_call`, or vary the prompt"
-                )
-            short = self.plan.rows - source.distinct(answers)
-            new_limit = min(source.max_calls, limit + max(1, math.ceil(short / source.source.per_call)))
-            answers.update(source.cached_answers(range(limit, new_limit)))
-            limit = new_limit
-        tally.cached, tally.replayed = source.cached, source.replayed
-        tally.called = len([k for k in answers if answers[k]]) - source.cached - source.replayed
-        alias = source.source.model
-        for k in range(source.used_calls):
-            if k in source.models:  # a failed call answered nothing
-                self._use(alias, source.key(k), source.models[k])
-        return frame
+    def _collect_records(self) -> pl.DataFrame:
+        from runtime.llm.records import RecordSource, collect
+
+        source = RecordSource(self.plan, self.layers, self._vars, rows=self.stop_row)
+        self.source_tally = ColumnTally(cells=source.calls_needed)
+        ask = None if self.options.offline else lambda calls: self._ask_source(source, calls)
+        return collect(
+            source,
+            self.source_tally,
+            ask=ask,
+            dry_run=self.options.dry_run,
+            errors=self.errors,
+            use=self._use,
+        )
 
     def _ask_source(self, source: Any, calls: list[int]) -> dict[int, list[Any]]:
         from runtime.llm.scheduler import BudgetExceeded
@@ -213,7 +220,19 @@ class LLMRun:
 
     def fill(self, frame: pl.DataFrame, start: int, stop: int) -> pl.DataFrame:
         """``frame`` (rows ``start..stop-1``, every column not computed from a model) with
-        the LLM columns and the columns that depend on them added, in evaluation order."""
+        the LLM columns and the columns that depend on them added, in evaluation order.
+
+        A shard's run counts the rows before its first instead (:meth:`_count`: those
+        columns come back as nulls, to be discarded), and refuses its own rows until every
+        earlier row has been counted."""
+        if start < self.first_row:
+            return self._count(frame, start, stop)
+        if self._counted < self.first_row:
+            raise ExecutionError(
+                f"internal error: shard {self.shard} got rows {start:,}.. before the rows before it were "
+                f"counted (rows {self._counted:,}..{self.first_row - 1:,} are not): run it with "
+                "runtime.shards.shard_frames"
+            )
         cells = {col.name: _Cells([None] * (stop - start), bytearray(stop - start)) for col in self.columns}
         chunk = _ChunkState(frame, start, stop, cells)
         misses: list[CellRequest] = []
@@ -409,6 +428,78 @@ class LLMRun:
                 return _MISS  # cannot happen for entries this runtime stored; ask again
         return structured.conform(value, schema)
 
+    # ----------------------------------------------------------------------- a shard's counting pass
+
+    def _count(self, frame: pl.DataFrame, start: int, stop: int) -> pl.DataFrame:
+        """Feed rows ``start..stop-1`` (before the shard) of each LLM column to its occurrence
+        counter as a whole run would (no call, no tally); ``frame`` back with the
+        model-dependent columns as nulls. Rows must come in order from row 0."""
+        if start != self._counted or stop > self.first_row:
+            raise ExecutionError(
+                f"internal error: shard {self.shard} counted rows {start:,}..{stop - 1:,}; "
+                f"expected rows from {self._counted:,} up to {self.first_row - 1:,}"
+            )
+        n = stop - start
+        chunk = _ChunkState(
+            frame, start, stop, {c.name: _Cells([None] * n, bytearray(n)) for c in self.columns}
+        )
+        for col in self.columns:  # evaluation order: a column after the LLM columns it reads
+            self._count_column(col, chunk)
+        self._counted = stop
+        nulls = [
+            pl.Series(name, [None] * n, dtype=pl.Null) for name in sorted(self._later - set(frame.columns))
+        ]
+        return pl.DataFrame([*frame.get_columns(), *nulls])
+
+    def _count_column(self, col: LLMColumn, chunk: _ChunkState) -> None:
+        """Count ``col``'s requests in the chunk; when another LLM column reads it, also take
+        its answers from the packs or the cache (a cell found in neither is UNKNOWN)."""
+        inputs = self._inputs(col, chunk, 0, chunk.size)
+        sub = Chunk(self.plan.seed, chunk.start, chunk.stop, inputs, self._vars)
+        keys = self._requests[col.name].keys(self._render(col, sub, self._count_skipped(col, chunk, sub)))
+        if col.name not in self._upstream:
+            return  # nothing reads its values: counting its requests is all it needs
+        cells = chunk.cells[col.name]
+        found, _ = self.layers.lookup(k[0] for k in keys if k is not None)
+        for r, keyed in enumerate(keys):
+            if keyed is None:
+                continue  # status set by _count_skipped
+            response = found.get(keyed[0])
+            value = self._cached_value(col, response) if response is not None else _MISS
+            if value is _MISS:
+                cells.status[r] = UNKNOWN
+            else:
+                cells.values[r], cells.status[r] = value, DONE
+                self._used.add(keyed[0])  # a pack replaying this shard needs it too
+
+    def _count_skipped(self, col: LLMColumn, chunk: _ChunkState, sub: Chunk) -> list[bool]:
+        """The rows a whole run would not ask ``col`` for (:meth:`_skipped`): nulled by
+        ``nulls``, or an LLM input is null (then the cell is null or, when another input
+        failed, failed: no request either way). An input missing from every layer raises
+        :class:`UpstreamMissing`; a dry run marks the cell UNKNOWN, as a whole dry run does."""
+        n = chunk.size
+        mask = null_mask(col.name, col.nulls, sub) if col.nulls > 0 else np.zeros(n, dtype=bool)
+        deps = sorted(self._deps[col.name])
+        inputs = [np.frombuffer(chunk.cells[dep].status, dtype=np.uint8) for dep in deps]
+        null_input = np.zeros(n, dtype=bool)
+        unknown_input = np.zeros(n, dtype=bool)
+        for status in inputs:
+            null_input |= status == NULL
+            unknown_input |= status == UNKNOWN
+        nulled = mask | null_input
+        unknown = unknown_input & ~nulled
+        if unknown.any() and not self.options.dry_run:
+            r = int(np.flatnonzero(unknown)[0])
+            upstream = next(dep for dep, status in zip(deps, inputs, strict=True) if status[r] == UNKNOWN)
+            raise UpstreamMissing(
+                shard=str(self.shard), column=col.name, upstream=upstream, row=chunk.start + r,
+                first_row=self.first_row,
+            )  # fmt: skip
+        status = np.where(nulled, NULL, np.where(unknown, UNKNOWN, PENDING)).astype(np.uint8)
+        chunk.cells[col.name].status[:] = status.tobytes()
+        skip: list[bool] = (nulled | unknown).tolist()
+        return skip
+
     # ----------------------------------------------------------------------- the async part
 
     async def _session(
@@ -590,13 +681,6 @@ class _ChunkState:
     @property
     def size(self) -> int:
         return self.stop - self.start
-
-
-def _null_records(source: Any) -> pl.DataFrame:
-    from runtime.llm.structured import struct_dtype
-
-    dtype = struct_dtype(source.record_schema)
-    return pl.Series("records", [None] * source.plan.rows, dtype=dtype).struct.unnest()
 
 
 def _note_dry(tally: ColumnTally, messages: Messages | None) -> None:
