@@ -313,7 +313,9 @@ class Cache:
                 return
             last = rows[-1][0]
             decoded = (_decode(row) for row in rows)
-            yield [(r[0], CachedResponse(r[2], r[1], r[3], r[4], r[5], r[6])) for r in decoded if r is not None]
+            yield [
+                (r[0], CachedResponse(r[2], r[1], r[3], r[4], r[5], r[6])) for r in decoded if r is not None
+            ]
 
     def merge_from(self, other: Cache) -> tuple[int, int]:
         """Copy ``other``'s entries that this cache lacks (an entry already here is kept:
