@@ -43,6 +43,36 @@ def content_of(paths: list[Path]) -> str:
     return content_hash(pl.read_parquet(p) for p in paths).total
 
 
+def _ray(*args: str) -> None:
+    import os
+    import subprocess
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), *args], env=env, check=True, capture_output=True
+    )
+
+
+def start_cluster() -> str:
+    """A local Ray cluster with 2 CPUs, started outside the measured commands."""
+    _ray(
+        "start",
+        "--head",
+        "--num-cpus",
+        "2",
+        "--port",
+        "6399",
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+    )
+    return "auto"  # this machine's running cluster
+
+
+def stop_cluster() -> None:
+    _ray("stop", "--force")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,28 +91,40 @@ def main() -> None:
         ray_cmd = [*synthc_command(), "run", str(EIGHT_COLUMNS), "--rows", str(rows), "--executor", "ray",
                    "--shards", "2", "--out", str(ray_out), "--quiet"]  # fmt: skip
         measure(single_cmd, work / "cache")  # warm-up (plan cache, bytecode)
-        singles, rays = [], []
+        singles, rays, joined = [], [], []
         for _ in range(repeat):
             singles.append(measure(single_cmd, work / "cache"))
             rays.append(measure(ray_cmd, work / "cache"))
         same = content_of([single_out]) == content_of(sorted(ray_out.glob("*.parquet")))
+        # the same on a Ray cluster that is already running (what --address is for)
+        address = start_cluster()
+        try:
+            for _ in range(repeat):
+                joined.append(measure([*ray_cmd, "--address", address], work / "cache"))
+        finally:
+            stop_cluster()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     s, r = median([m.wall_s for m in singles]), median([m.wall_s for m in rays])
+    j = median([m.wall_s for m in joined])
     md = "\n".join([
         f"{HEADING}: 8 columns, {rows:,} rows to Parquet, 2 local workers vs one process",
         "",
         table(["run", "median wall s", "rows/s", "peak RSS MiB (driver)"], [
             ["`synthc run` (one process)", f"{s:.2f}", f"{rows / s:,.0f}", f"{median([m.max_rss_kib for m in singles]) / 1024:.0f}"],
             ["`synthc run --executor ray --shards 2`", f"{r:.2f}", f"{rows / r:,.0f}", f"{median([m.max_rss_kib for m in rays]) / 1024:.0f}"],
+            ["... `--address` of a running local cluster (2 CPUs)", f"{j:.2f}", f"{rows / j:,.0f}", f"{median([m.max_rss_kib for m in joined]) / 1024:.0f}"],
         ]),
         "",
-        f"- ray / single (rows/s): {s / r:.2f}x; identical content hash of the rows: {'yes' if same else 'NO'}",
+        f"- ray / single (rows/s): {s / r:.2f}x starting Ray, {s / j:.2f}x joining a running cluster; "
+        f"identical content hash of the rows: {'yes' if same else 'NO'}",
         f"- median of {repeat} interleaved runs; Ray's start-up (a local instance, 2 CPUs) is included; "
         "the driver's RSS does not count the Ray workers",
         f"- {ENV_NOTE}",
     ])  # fmt: skip
-    path = save("ray", {"rows": rows, "single": s, "ray": r, "same": same, "machine": machine()}, md)
+    path = save(
+        "ray", {"rows": rows, "single": s, "ray": r, "joined": j, "same": same, "machine": machine()}, md
+    )
     print(md)
     print(f"\nwritten to {shown(path)} (and .json)")
     if args.results is not None:
