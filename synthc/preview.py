@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from runtime.defaults import DEFAULT_CHUNK_ROWS
 from synthc import console
-from synthc.cli import EXIT_OK, _located
+from synthc.cli import EXIT_OK
+from synthc.cli_run import _located
 
 if TYPE_CHECKING:
     import polars as pl
