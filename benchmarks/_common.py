@@ -27,10 +27,15 @@ ENV_NOTE = (
 )
 
 
-def child_env(cache_dir: Path | None = None) -> dict[str, str]:
+def child_env(cache_dir: Path | None = None, *, lock: bool = False) -> dict[str, str]:
     """The environment for measured children: ours without PYTHONDONTWRITEBYTECODE, with
-    this checkout first on PYTHONPATH and, when given, SYNTHC_CACHE_DIR set."""
+    this checkout first on PYTHONPATH and, when given, SYNTHC_CACHE_DIR set. Runs write no
+    lock file beside the benchmark specs unless ``lock`` (SYNTHC_NO_LOCK=1)."""
     env = dict(os.environ)
+    if lock:
+        env.pop("SYNTHC_NO_LOCK", None)
+    else:
+        env["SYNTHC_NO_LOCK"] = "1"
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     if cache_dir is not None:
@@ -53,7 +58,7 @@ class Measured:
     stdout: str
 
 
-def measure(argv: Sequence[str], cache_dir: Path | None = None) -> Measured:
+def measure(argv: Sequence[str], cache_dir: Path | None = None, *, lock: bool = False) -> Measured:
     """Run one child; its wall time (process start included) and peak RSS.
 
     The child is reaped with ``os.wait4`` so the resource usage is its own, not an
@@ -61,7 +66,7 @@ def measure(argv: Sequence[str], cache_dir: Path | None = None) -> Measured:
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
-            list(argv), env=child_env(cache_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=err
+            list(argv), env=child_env(cache_dir, lock=lock), cwd=ROOT, stdout=subprocess.PIPE, stderr=err
         )
         assert proc.stdout is not None
         stdout = proc.stdout.read()

@@ -844,7 +844,7 @@ def prefill_child(spec: Path, cache_path: Path, rows: int) -> dict[str, Any]:
 
 # Parts of a fully cached run, by cumulative time of these functions (file, name).
 CACHED_PARTS = {
-    "run": ("synthc/cli.py", "run_spec"),
+    "run": ("synthc/cli_run.py", "run_spec"),
     "compile": ("synthc/api.py", "compile"),
     "write_parquet": ("runtime/writers.py", "_write_parquet"),
     "generate": ("runtime/execute.py", "generate"),

@@ -87,7 +87,7 @@ def main() -> None:
     try:
         single_out, ray_out = work / "single.parquet", work / "ray"
         single_cmd = [*synthc_command(), "run", str(EIGHT_COLUMNS), "--rows", str(rows), "--out", str(single_out),
-                      "--quiet", "--no-lock"]  # fmt: skip
+                      "--quiet"]  # fmt: skip
         ray_cmd = [*synthc_command(), "run", str(EIGHT_COLUMNS), "--rows", str(rows), "--executor", "ray",
                    "--shards", "2", "--out", str(ray_out), "--quiet"]  # fmt: skip
         measure(single_cmd, work / "cache")  # warm-up (plan cache, bytecode)

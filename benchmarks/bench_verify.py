@@ -91,12 +91,12 @@ def main() -> None:
             str(cache),
             "--quiet",
         ]
-        measure(run_cmd, work / "plans")  # warm-up; writes the lock
+        measure(run_cmd, work / "plans", lock=True)  # warm-up; writes the lock
         measure([*synthc, "pack", str(spec), "--cache", str(cache)], work / "plans")
         verify_cmd = [*synthc, "verify", str(spec), "--cache", str(cache)]
         runs, verifies = [], []
         for _ in range(repeat):
-            runs.append(measure(run_cmd, work / "plans"))
+            runs.append(measure(run_cmd, work / "plans", lock=True))
             verifies.append(measure(verify_cmd, work / "plans"))
         verdict = verifies[-1].stdout.strip()
     finally:

@@ -20,6 +20,7 @@ from runtime.defaults import DEFAULT_CHUNK_ROWS
 from runtime.errors import ExecutionError, OutputError, TargetNotReached
 from runtime.plan import (
     Column,
+    Limit,
     LLMSource,
     OutputFormat,
     Plan,
@@ -98,20 +99,16 @@ def first_blocking(steps: tuple[Step, ...]) -> int:
 
 
 def _until_target(frames: Iterator[pl.DataFrame], target: Target) -> Iterator[pl.DataFrame]:
-    """The first ``target.rows`` rows of ``frames``; TargetNotReached if they run out first
-    (the generator stops at ``target.max_rows`` generated rows)."""
-    remaining = target.rows
-    last: pl.DataFrame | None = None
-    for df in frames:
-        last = df
-        if df.height >= remaining:
-            yield df.head(remaining)
-            return  # stop pulling: nothing further is generated
-        remaining -= df.height
+    """The first ``target.rows`` rows of ``frames`` (a ``limit``: nothing further is
+    generated); TargetNotReached if they run out first (the generator stops at
+    ``target.max_rows`` generated rows)."""
+    kept = 0
+    for df in apply_steps(frames, (Limit(target.rows),), chunk_rows=DEFAULT_CHUNK_ROWS):
+        kept += df.height
         yield df
-    if last is None or remaining > 0:
+    if kept < target.rows:
         raise TargetNotReached(
-            f"target_rows: only {target.rows - remaining:,} of {target.rows:,} rows survived the steps after "
+            f"target_rows: only {kept:,} of {target.rows:,} rows survived the steps after "
             f"generating {target.max_rows:,} rows (the cap, max_rows); loosen the filters and validations, "
             "or raise max_rows"
         )

@@ -612,17 +612,19 @@ def plan_hash(plan: Plan) -> str:
         del data["source"]
     if data["target"] is None:
         del data["target"]
-    _drop_paths(data)
+    without_seed_paths(data)
     return xxhash.xxh3_128_hexdigest(canonical_json(data).encode())
 
 
-def _drop_paths(data: Any) -> None:
-    """Seed files count by content (their digest), not by where they are: drop their paths."""
+def without_seed_paths(data: Any) -> Any:
+    """``data`` (as :func:`to_data` gives it) without the paths of seed files, in place:
+    seed files count by content (their digest), not by where they are."""
     if isinstance(data, dict):
         if data.get("kind") in ("lookup", "seed_file"):
             data.pop("path", None)
         for value in data.values():
-            _drop_paths(value)
+            without_seed_paths(value)
     elif isinstance(data, list):
         for item in data:
-            _drop_paths(item)
+            without_seed_paths(item)
+    return data

@@ -102,7 +102,7 @@ def _write_shard(plan_json: str, k: int, n: int, path: str, chunk_rows: int) -> 
     plan = plan_from_json(plan_json)
     shard = Shard(k, n)
     result = write(shard_frames(plan, shard, chunk_rows=chunk_rows), Path(path), "parquet",
-                   metadata=shard_metadata(plan, shard))  # fmt: skip
+                   metadata=shard_metadata(plan, shard), content=False)  # fmt: skip
     return result.rows
 
 

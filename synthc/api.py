@@ -390,6 +390,7 @@ def write(
     max_failures: int | str = 0,
     replay: Sequence[str | os.PathLike[str]] = (),
     offline: bool = False,
+    content: bool = True,
     on_start: Callable[[LLMRun | None], None] | None = None,
 ) -> WriteResult:
     """Generate the dataset and write it to ``out`` atomically (temporary file, then rename).
@@ -402,7 +403,8 @@ def write(
 
     With LLM columns, failed cells are null and listed in ``<out>.errors.jsonl`` (a stale
     one is removed when none failed); ``result.llm`` says what the cells did and whether
-    the failures are within ``max_failures``. ``on_start`` receives the run's LLM side
+    the failures are within ``max_failures``. ``result.content`` is the content hash of the
+    rows (``content=False`` skips computing it). ``on_start`` receives the run's LLM side
     (None without LLM columns) before the first row, e.g. to show live counters.
     """
     from runtime.execute import execute
@@ -419,7 +421,7 @@ def write(
         if on_start is not None:
             on_start(llm)
         frames = execute(plan, chunk_rows=chunk_rows, progress=progress, llm=llm)
-        result = write_frames(frames, Path(out), fmt, metadata=output_metadata(plan))
+        result = write_frames(frames, Path(out), fmt, metadata=output_metadata(plan), content=content)
         if llm is None:
             return result
         side = errors_path(Path(out))

@@ -322,15 +322,10 @@ def build_app() -> "typer.Typer":
             no_lock,
         )
         if shard is not None or executor != "local":
-            from synthc import api, llm
             from synthc.cli_repro import run_distributed
+            from synthc.cli_run import prepared
 
-            plan = api.with_overrides(api.compile(path=spec), rows=rows, seed=seed)
-            plan = plan.with_overrides(models=llm.parse_model_overrides(flags.models, plan))
-            options = llm.options(
-                cache=cache, no_cache=no_cache, max_cost=max_cost, max_failures=max_failures,
-                replay=(*flags.replay, *(Path(p) for p in plan.replay)), offline=offline,
-            )  # fmt: skip
+            _, plan, options = prepared(spec, rows, seed, flags)
             return run_distributed(
                 plan, out, format, shard=shard, executor=executor, address=address, shards=shards,
                 chunk_rows=chunk_rows, quiet=quiet, llm_options=options,

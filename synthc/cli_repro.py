@@ -34,8 +34,8 @@ def write_run_lock(
     """Write ``<spec>.lock.json`` for a finished run; None when the writer kept no hash."""
     from synthc.lockfile import build_lock, lock_path, write_lock
 
-    content = getattr(result, "content", None)
-    if content is None:
+    content = result.content
+    if content is None:  # a column the content hash cannot read (see runtime.contenthash)
         return None
     path = lock_path(spec)
     lock = build_lock(
@@ -52,18 +52,17 @@ def pack_spec(spec: Path, out: Path | None, cache: Path | None) -> int:
     from synthc import api
     from synthc.llm import options
     from synthc.lockfile import lock_path, pack_path, read_lock
-    from synthc.verify import _locked_plan
+    from synthc.verify import locked_plan
 
     base = api.compile(path=spec)
-    plan = _locked_plan(base, read_lock(lock_path(spec))) if lock_path(spec).exists() else base
+    plan = locked_plan(base, read_lock(lock_path(spec))) if lock_path(spec).exists() else base
     if not plan.uses_models:
         console.echo(f"{spec.name} has no LLM columns or source: there is nothing to pack", err=True)
         return 0
     target = out or pack_path(spec)
     entries = collect_entries(plan, options(cache=cache))
     info = export_pack(entries, target, plan_hash=plan_hash(base), spec_hash=base.spec_hash)
-    count = getattr(info, "entries", len(entries))
-    console.echo(f"packed {count:,} responses the plan uses into {target}", err=True)
+    console.echo(f"packed {info.entries:,} responses the plan uses into {target}", err=True)
     return 0
 
 
@@ -212,7 +211,9 @@ def _write_shard_file(
 
     metadata = shard_metadata(plan, shard)
     if not plan.uses_models:
-        result = write(shard_frames(plan, shard, chunk_rows=chunk_rows), out, "parquet", metadata=metadata)
+        result = write(
+            shard_frames(plan, shard, chunk_rows=chunk_rows), out, "parquet", metadata=metadata, content=False
+        )
         return result.rows, [], True
     from runtime.cache import CacheError
     from runtime.llm.outcome import errors_path, write_errors
@@ -225,7 +226,7 @@ def _write_shard_file(
         raise SynthcError(str(exc)) from None
     with run:
         frames = shard_frames(plan, shard, chunk_rows=chunk_rows, llm=run)
-        result = write(frames, out, "parquet", metadata=metadata)
+        result = write(frames, out, "parquet", metadata=metadata, content=False)
         side = errors_path(out)
         write_errors(run.errors, side)
         summary = run.summary(side if run.errors else None)
@@ -244,8 +245,7 @@ def merge_shards(out: Path, shards: list[Path], fmt: str | None, *, chunk_rows: 
     result = write(merge_frames(files, chunk_rows=chunk_rows), out, output_format,
                    metadata=api.output_metadata(plan))  # fmt: skip
     if not quiet:
-        content = getattr(result, "content", None)
-        digest = f", content {content.total}" if content is not None else ""
+        digest = f", content {result.content.total}" if result.content is not None else ""
         console.echo(f"merged {len(files)} shards: {result.rows:,} rows to {out}{digest}", err=True)
     return 0
 

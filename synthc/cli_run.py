@@ -35,6 +35,23 @@ class LLMFlags:
     no_lock: bool = False
 
 
+def prepared(
+    spec: Path, rows: int | None, seed: int | None, flags: LLMFlags
+) -> tuple["Plan", "Plan", "LLMOptions"]:
+    """(the spec's plan, the plan with --rows/--seed/--model applied, the LLM options with
+    the packs of --replay and of the spec's ``replay:``)."""
+    from synthc import api, llm
+
+    base = api.compile(path=spec)
+    compiled = api.with_overrides(base, rows=rows, seed=seed)
+    compiled = compiled.with_overrides(models=llm.parse_model_overrides(flags.models, compiled))
+    options = llm.options(
+        cache=flags.cache, no_cache=flags.no_cache, max_cost=flags.max_cost, max_failures=flags.max_failures,
+        dry_run=flags.dry_run, replay=(*flags.replay, *(Path(p) for p in compiled.replay)), offline=flags.offline,
+    )  # fmt: skip
+    return base, compiled, options
+
+
 def run_spec(
     spec: Path,
     *,
@@ -56,14 +73,8 @@ def run_spec(
         fmt = api.stream_format(fmt or "jsonl")
     elif out is not None:
         fmt = api.output_format(out, fmt)
-    base = api.compile(path=spec)
-    compiled = api.with_overrides(base, rows=rows, seed=seed)
-    compiled = compiled.with_overrides(models=llm.parse_model_overrides(flags.models, compiled))
-    packs = (*flags.replay, *(Path(p) for p in compiled.replay))
-    options = llm.options(
-        cache=flags.cache, no_cache=flags.no_cache, max_cost=flags.max_cost,
-        max_failures=flags.max_failures, dry_run=flags.dry_run, replay=packs, offline=flags.offline,
-    )  # fmt: skip
+    base, compiled, options = prepared(spec, rows, seed, flags)
+    packs = options.replay
     if flags.dry_run:
         return _dry_run(spec, compiled, options)
     llm_args: dict[str, Any] = {
@@ -71,6 +82,7 @@ def run_spec(
         "max_cost": options.max_cost, "max_failures": str(options.max_failures),
         "replay": packs, "offline": flags.offline,
     }  # fmt: skip
+    locking = lock_wanted(flags.no_lock)
     started = time.perf_counter()
     live = _Live()
     with _located(spec), _progress(compiled, enabled=not quiet, live=live) as advance:
@@ -88,11 +100,11 @@ def run_spec(
             fmt = fmt or (compiled.output.format if compiled.output else None)
             result = api.write(
                 compiled, target, format=fmt, chunk_rows=chunk_rows, progress=advance, on_start=live.attach,
-                **llm_args,
+                content=locking, **llm_args,
             )  # fmt: skip
             written = result.rows
     locked = None
-    if result is not None and lock_wanted(flags.no_lock):
+    if result is not None and locking:
         locked = write_run_lock(spec, base, compiled, result, target, str(fmt), packs)
     if not quiet:
         seconds = time.perf_counter() - started

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from runtime.plan import ENGINE_VERSION, PLAN_FORMAT, Plan, canonical_json, plan_hash, to_data
+from runtime.plan import PLAN_FORMAT, Plan, canonical_json, plan_hash, to_data, without_seed_paths
 from synthc.errors import SynthcError
 
 if TYPE_CHECKING:
@@ -51,13 +51,10 @@ def pack_path(spec: Path) -> Path:
 def column_fingerprints(plan: Plan) -> dict[str, str]:
     """xxh3-128 per column of everything in the plan that decides its values (its plan
     node; seed file paths left out, their digests kept)."""
-    out = {}
-    for col in plan.columns:
-        data = to_data(col)
-        if isinstance(data, dict) and data.get("kind") == "lookup":
-            data.pop("path", None)
-        out[col.name] = xxhash.xxh3_128_hexdigest(canonical_json(data).encode())
-    return out
+    return {
+        col.name: xxhash.xxh3_128_hexdigest(canonical_json(without_seed_paths(to_data(col))).encode())
+        for col in plan.columns
+    }
 
 
 def build_lock(
@@ -122,7 +119,7 @@ def _overrides(base: Plan, plan: Plan) -> dict[str, Any]:
 
 
 def _models(plan: Plan, llm: LLMSummary | None) -> dict[str, Any]:
-    answered: Mapping[str, Mapping[str, int]] = getattr(llm, "answered_by", None) or {}
+    answered: Mapping[str, Mapping[str, int]] = llm.answered_by if llm is not None else {}
     return {
         m.name: {
             "model": m.model,
@@ -134,17 +131,15 @@ def _models(plan: Plan, llm: LLMSummary | None) -> dict[str, Any]:
 
 
 def _llm_counts(llm: LLMSummary) -> dict[str, Any]:
-    stats = llm.stats
-    tallies = list(llm.tallies.values()) + ([llm.source_tally] if llm.source_tally is not None else [])
     return {
-        "cells": sum(t.cells for t in tallies),
-        "cache_hits": sum(t.cached for t in tallies),
-        "replayed": sum(getattr(t, "replayed", 0) for t in tallies),
-        "calls": stats.calls,
-        "failures": len(llm.errors),
-        "prompt_tokens": stats.prompt_tokens,
-        "completion_tokens": stats.completion_tokens,
-        "cost_usd": round(stats.cost, 6),
+        "cells": sum(t.cells for t in llm.all_tallies),
+        "cache_hits": llm.cache_hits,
+        "replayed": llm.replayed,
+        "calls": llm.calls,
+        "failures": llm.failures,
+        "prompt_tokens": llm.prompt_tokens,
+        "completion_tokens": llm.completion_tokens,
+        "cost_usd": round(llm.cost, 6),
     }
 
 
@@ -212,6 +207,3 @@ def _version(text: str) -> tuple[int, ...]:
         digits = "".join(c for c in piece if c.isdigit())
         parts.append(int(digits) if digits else 0)
     return tuple(parts)
-
-
-__all__ = ["ENGINE_VERSION", "LOCK_FORMAT", "LockError", "build_lock", "lock_path", "read_lock", "write_lock"]

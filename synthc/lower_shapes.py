@@ -7,6 +7,7 @@ node and the number of rows it makes; every problem is reported at the key at fa
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -138,9 +139,7 @@ def _calendar_steps(start: int, end: int, step: Step, tz: str) -> tuple[int, int
 def _add_months(moment: datetime, months: int) -> datetime:
     index = moment.month - 1 + months
     year, month = moment.year + index // 12, index % 12 + 1
-    days = [31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28, 31, 30, 31, 30,
-            31, 31, 30, 31, 30, 31][month - 1]  # fmt: skip
-    return moment.replace(year=year, month=month, day=min(moment.day, days))
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
 def _rows(report: Reporter, index: ir.TimeIndex) -> int:

@@ -60,7 +60,7 @@ from runtime.plan import (
     Validate,
     plan_hash,
 )
-from synthc.plantext_shapes import lookup_text, rows_text, series_text, shaped_step_text, source_rows
+from synthc.plantext_shapes import lookup_text, rows_text, series_text, shaped_step_text, source_lines
 from synthc.timeparse import format_us
 
 
@@ -83,7 +83,7 @@ def render_plan(plan: Plan) -> str:
         lines += _table([(model.name, model_text(model)) for model in plan.models])
     if plan.source is not None:
         lines.append("source")
-        lines += _table(source_rows(plan.source))
+        lines += _table(source_lines(plan.source))
     lines.append("columns (evaluation order)")
     lines += _table([(col.name, column_text(col)) for col in plan.columns], numbered=True)
     if plan.steps:

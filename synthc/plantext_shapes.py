@@ -11,6 +11,7 @@ from typing import assert_never
 
 from runtime.plan import (
     Arrivals,
+    Check,
     Entity,
     LLMSource,
     LookupColumn,
@@ -50,7 +51,7 @@ def rows_text(plan: Plan) -> str:
             return str(plan.rows)
 
 
-def source_rows(source: Source) -> list[tuple[str, str]]:
+def source_lines(source: Source) -> list[tuple[str, str]]:
     """The source section's (key, value) lines."""
     match source:
         case LLMSource():
@@ -179,10 +180,7 @@ def shaped_step_text(step: Unnest | Validate | Sample | Sessionize) -> str:
             assert_never(step)
 
 
-def _check_text(check: object) -> str:
-    from runtime.plan import Check
-
-    assert isinstance(check, Check)
+def _check_text(check: Check) -> str:
     parts = [check.column]
     for key in ("min", "max", "regex", "values", "min_length", "max_length", "schema"):
         value = getattr(check, key)

@@ -43,9 +43,10 @@ def resolve(
     still count as existing, but their own references are not read. ``fields`` are the
     row source's fields (default: an LLM source's record fields)."""
     from synthc.resolve_steps import check_steps
+    from synthc.shapes import llm_record_fields
 
     columns: Mapping[str, Any] = data.get("columns") or {}
-    fields = record_fields(data) if fields is None else fields
+    fields = llm_record_fields(data) if fields is None else fields
     variables = data.get("vars") or {}
     diags = _duplicate_columns(columns, fields, smap)
     names = (*fields, *(name for name in columns if name not in fields))
@@ -71,13 +72,6 @@ def resolve(
     diags.extend(cycle_diags)
     diags.extend(check_steps(data, names, scope.scalar_vars, smap))
     return Graph(inputs, order, fields), diags
-
-
-def record_fields(data: Mapping[str, Any]) -> tuple[str, ...]:
-    """The fields of the ``source``'s records (its schema's properties, in order), or ()."""
-    from synthc.shapes import llm_record_fields
-
-    return llm_record_fields(data)
 
 
 def _duplicate_columns(

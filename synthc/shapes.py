@@ -110,21 +110,23 @@ def _seed(shape: Shape, text: Any, base_dir: Path, smap: SourceMap, path: SpecPa
         return None
     if text in shape.seeds:
         return shape.seeds[text]
-    info, problem = read_seed_info(base_dir / text, text)
+    info, problem, hint = read_seed_info(base_dir / text, text)
     if info is None:
-        shape.diags.append(Diagnostic("seed-file", problem, smap.span(path), path, _seed_hint(problem)))
+        shape.diags.append(Diagnostic("seed-file", problem, smap.span(path), path, hint))
         return None
     shape.seeds[text] = info
     return info
 
 
-def read_seed_info(file: Path, shown: str) -> tuple[SeedInfo | None, str]:
-    """(info, "") for a readable, non-empty seed file; (None, what is wrong) otherwise."""
+def read_seed_info(file: Path, shown: str) -> tuple[SeedInfo | None, str, str | None]:
+    """(info, "", None) for a readable, non-empty seed file; else (None, what is wrong, a hint)."""
     fmt = seed_format(shown)
     if fmt is None:
-        return None, f"seed file `{shown}`: cannot tell its format from the extension"
+        return (None, f"seed file `{shown}`: cannot tell its format from the extension",
+                "use a .csv (with a header), .jsonl/.ndjson or .parquet file")  # fmt: skip
     if not file.is_file():
-        return None, f"seed file `{shown}` does not exist (looked for {file})"
+        return (None, f"seed file `{shown}` does not exist (looked for {file})",
+                "seed file paths are relative to the spec's directory")  # fmt: skip
     from runtime.seeds import file_digest, seed_row_count, seed_schema
 
     try:
@@ -133,18 +135,10 @@ def read_seed_info(file: Path, shown: str) -> tuple[SeedInfo | None, str]:
         digest = file_digest(file)
     except Exception as exc:  # Polars and OS errors alike: the file is not usable
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None, f"seed file `{shown}` cannot be read as {fmt}: {first}"
+        return None, f"seed file `{shown}` cannot be read as {fmt}: {first}", None
     if not columns or rows == 0:
-        return None, f"seed file `{shown}` is empty (no {'columns' if not columns else 'rows'})"
-    return SeedInfo(str(file.resolve()), digest, fmt, columns, rows), ""
-
-
-def _seed_hint(problem: str) -> str | None:
-    if "format" in problem:
-        return "use a .csv (with a header), .jsonl/.ndjson or .parquet file"
-    if "does not exist" in problem:
-        return "seed file paths are relative to the spec's directory"
-    return None
+        return None, f"seed file `{shown}` is empty (no {'columns' if not columns else 'rows'})", None
+    return SeedInfo(str(file.resolve()), digest, fmt, columns, rows), "", None
 
 
 def _check_field_names(shape: Shape, info: SeedInfo, smap: SourceMap) -> None:

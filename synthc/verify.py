@@ -45,11 +45,11 @@ def verify_spec(
 ) -> int:
     """The command: print the verdict, return the exit code (0 verified, 1 not)."""
     verdict = verify(spec, lock=lock, packs=packs, cache=cache, against=against)
-    text = "\n".join(verdict.lines)
     if verdict.ok:
-        console.echo(text)
+        console.echo("\n".join(verdict.lines))
         return EXIT_OK
-    console.echo(console.style(text, "bold red", err=True) if len(verdict.lines) == 1 else text, err=True)
+    first, *rest = verdict.lines
+    console.echo("\n".join([console.style(first, "bold red", err=True), *rest]), err=True)
     return EXIT_MISMATCH
 
 
@@ -71,7 +71,7 @@ def verify(
     base = api.compile(path=spec)
     if plan_hash(base) != data["plan_hash"]:
         return Verdict(False, _changed_lines(spec, lock_file, base, data))
-    plan = _locked_plan(base, data)
+    plan = locked_plan(base, data)
     options = _offline_options(spec, plan, data, packs, cache)
     content, _ = _regenerate(plan, options, keep=False)
     frame = None
@@ -109,7 +109,8 @@ def _changed_lines(spec: Path, lock_file: Path, base: Plan, data: dict[str, Any]
     return tuple(lines)
 
 
-def _locked_plan(base: Plan, data: dict[str, Any]) -> Plan:
+def locked_plan(base: Plan, data: dict[str, Any]) -> Plan:
+    """The plan a lock's run ran: the spec's plan with the lock's overrides."""
     overrides = data.get("overrides") or {}
     plan = base.with_overrides(rows=overrides.get("rows"), seed=overrides.get("seed"))
     models = overrides.get("models")
